@@ -1,0 +1,3 @@
+from llmgine_otel.cli import main
+import sys
+sys.exit(main())
