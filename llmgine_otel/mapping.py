@@ -1,0 +1,347 @@
+"""The mapping, as data: what each bus event becomes in OpenTelemetry.
+
+``MAPPING`` is the one table; ``conventions/mapping.md`` is rendered from it
+(``python -m llmgine_otel.mapping > conventions/mapping.md``) and a test fails when they
+differ. Event classes are matched by name along the MRO, so a subclass maps like its base
+and llmgine need not be importable. Field paths are ``a.b`` (attribute or dict key),
+alternatives ``a|b`` (first non-empty), ``a:type`` (the value's class name) and ``=text``
+(a constant).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+__all__ = ["MAPPING", "Attr", "Content", "Rule", "Status", "render_markdown"]
+
+# Span families: which open-span table namespace a rule's key lives in.
+FAMILIES = ("session", "command", "agent", "llm", "tool")
+ACTIONS = ("start", "end", "instant", "exception", "chunk", "log")
+
+
+@dataclass(frozen=True)
+class Attr:
+    """One span attribute taken from an event field (coerced to ``type``)."""
+
+    name: str
+    path: str
+    type: str = "str"  # str | int | float | bool | str[]
+
+
+@dataclass(frozen=True)
+class Content:
+    """Prompt/completion/tool content: recorded only when capture is on (see README)."""
+
+    name: str
+    path: str
+    shape: str = "raw"  # raw | messages (converted to the semconv {role, parts} shape)
+
+
+@dataclass(frozen=True)
+class Status:
+    """How a rule decides ERROR: a truthy ``error`` field, or a false ``success`` field."""
+
+    error: str = ""
+    success: str = ""
+    message: str = ""
+    error_type: str = ""
+
+    def describe(self) -> str:
+        if self.error:
+            return f"ERROR if `{self.error}` is set"
+        if self.success:
+            return f"ERROR if `{self.success}` is false (message `{self.message}`)"
+        return "unset"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one event type becomes. ``action``:
+
+    - ``start``: open a span of ``family`` keyed by ``key``; ``end``: close it;
+    - ``instant``: a span that starts and ends with this event;
+    - ``exception``: an ``exception`` span event on the span of ``targets`` (first found);
+    - ``chunk``: fold a streamed chunk into the open span (count and timing);
+    - ``log``: only the log record (every event gets one in any case).
+    """
+
+    event: str
+    action: str
+    family: str = ""
+    key: str = ""
+    name: str = ""
+    kind: str = "INTERNAL"
+    parents: tuple[tuple[str, str], ...] = ()
+    """Explicit parents tried first: (family, field path of its id)."""
+    parent_families: tuple[str, ...] = ()
+    """Then the innermost open span of these families in the same session."""
+    attributes: tuple[Attr, ...] = ()
+    content: tuple[Content, ...] = ()
+    status: Status = field(default_factory=Status)
+    exception: str = ""
+    """For ``exception``: the field holding the exception (or error text)."""
+    metrics: tuple[str, ...] = ()
+    derived: tuple[str, ...] = ()
+    """Attributes computed by the translator (e.g. ``llmgine.cost.usd``)."""
+    payload: tuple[str, ...] = ()
+    """Fields left out of the log record body unless content capture reaches events."""
+    note: str = ""
+
+
+_SESSION_ID = Attr("gen_ai.conversation.id", "session_id")
+
+MAPPING: tuple[Rule, ...] = (
+    Rule(
+        "SessionStartEvent", "start", "session", key="session_id", name="session",
+        attributes=(Attr("llmgine.session.id", "session_id"), _SESSION_ID),
+        note="New trace (root span), or a child of a `traceparent` found in `metadata`.",
+    ),
+    Rule(
+        "SessionEndEvent", "end", "session", key="session_id",
+        status=Status(error="error"),
+        note="Ends the root span; ERROR with `error.type` when `error` is set.",
+    ),
+    Rule(
+        "CommandStartedEvent", "start", "command", key="command.command_id",
+        name="command {command:type}",
+        parent_families=("command", "agent", "session"),
+        attributes=(
+            Attr("llmgine.command.id", "command.command_id"),
+            Attr("llmgine.command.type", "command:type"),
+            Attr("llmgine.session.id", "session_id"),
+            _SESSION_ID,
+        ),
+        payload=("command",),
+        note="Child of the calling command (traceparent in `command.metadata`) or the session.",
+    ),
+    Rule(
+        "CommandResultEvent", "end", "command", key="command_result.command_id",
+        status=Status(success="command_result.success", message="command_result.error"),
+        metrics=("llmgine.command.duration",),
+        payload=("command_result.result",),
+        note="Ends the command span; ERROR with `error.type` parsed from `error` on failure.",
+    ),
+    Rule(
+        "EventHandlerFailedEvent", "exception",
+        parents=(("command", "event.command.command_id"),
+                 ("command", "event.command_result.command_id")),
+        parent_families=("session",),
+        exception="exception",
+        attributes=(Attr("llmgine.handler.name", "handler"),
+                    Attr("llmgine.handler.event_type", "event:type")),
+        payload=("event",),
+        note="`exception` span event on the failed event's command span, else the session's.",
+    ),
+    Rule(
+        "DeadLetterCommandEvent", "exception",
+        parents=(("command", "command.command_id"),),
+        parent_families=("session",),
+        exception="error",
+        attributes=(Attr("llmgine.command.id", "command.command_id"),
+                    Attr("llmgine.command.attempts", "attempts", "int")),
+        payload=("command",),
+        note="`exception` span event on the command's span (or the session's); ERROR log.",
+    ),
+    Rule(
+        "ToolExecuteResultEvent", "instant", "tool", key="tool_call_id|event_id",
+        name="execute_tool {tool_name|tool_info.name|tool_info.function.name}",
+        parent_families=("agent", "command", "session"),
+        attributes=(
+            Attr("gen_ai.operation.name", "=execute_tool"),
+            Attr("gen_ai.tool.name", "tool_name|tool_info.name|tool_info.function.name"),
+            Attr("gen_ai.tool.call.id", "tool_call_id"),
+            Attr("gen_ai.tool.type", "tool_info.type|=function"),
+            Attr("gen_ai.tool.description",
+                 "tool_info.description|tool_info.function.description"),
+            Attr("llmgine.session.id", "session_id"),
+        ),
+        content=(Content("gen_ai.tool.call.arguments", "tool_args"),
+                 Content("gen_ai.tool.call.result", "tool_result")),
+        status=Status(success="execution_succeed", message="=tool execution failed"),
+        metrics=("gen_ai.execute_tool.duration",),
+        payload=("tool_args", "tool_result"),
+        note="Starts at `metadata['llmgine.start_time']` when given, else at the event.",
+    ),
+    Rule(
+        "LLMCallStartedEvent", "start", "llm", key="call_id", name="{operation} {model}",
+        kind="CLIENT",
+        parents=(("agent", "agent_invocation_id"), ("command", "command_id")),
+        parent_families=("agent", "command", "session"),
+        attributes=(
+            Attr("gen_ai.operation.name", "operation"),
+            Attr("gen_ai.provider.name", "provider"),
+            Attr("gen_ai.request.model", "model"),
+            Attr("gen_ai.request.temperature", "temperature", "float"),
+            Attr("gen_ai.request.top_p", "top_p", "float"),
+            Attr("gen_ai.request.top_k", "top_k", "float"),
+            Attr("gen_ai.request.max_tokens", "max_tokens", "int"),
+            Attr("gen_ai.request.seed", "seed", "int"),
+            Attr("gen_ai.request.stop_sequences", "stop_sequences", "str[]"),
+            Attr("gen_ai.request.frequency_penalty", "frequency_penalty", "float"),
+            Attr("gen_ai.request.presence_penalty", "presence_penalty", "float"),
+            Attr("gen_ai.request.choice.count", "choice_count", "int"),
+            Attr("gen_ai.request.stream", "stream", "bool"),
+            Attr("server.address", "server_address"),
+            Attr("server.port", "server_port", "int"),
+            _SESSION_ID,
+        ),
+        content=(Content("gen_ai.input.messages", "messages", "messages"),
+                 Content("gen_ai.system_instructions", "system_instructions"),
+                 Content("gen_ai.tool.definitions", "tool_definitions")),
+        payload=("messages", "system_instructions", "tool_definitions"),
+        note="GenAI inference span; parent: given agent/command, else innermost open one.",
+    ),
+    Rule(
+        "LLMStreamChunkEvent", "chunk", "llm", key="call_id",
+        payload=("content",),
+        note="No span: counted into the LLM span (chunk count, first/last chunk times); "
+             "a log record only when `stream_chunk_logs` is on.",
+    ),
+    Rule(
+        "LLMCallFinishedEvent", "end", "llm", key="call_id",
+        attributes=(
+            Attr("gen_ai.response.id", "response_id"),
+            Attr("gen_ai.response.model", "response_model"),
+            Attr("gen_ai.response.finish_reasons", "finish_reasons", "str[]"),
+            Attr("gen_ai.usage.input_tokens", "input_tokens", "int"),
+            Attr("gen_ai.usage.output_tokens", "output_tokens", "int"),
+            Attr("gen_ai.usage.cache_read.input_tokens", "cache_read_input_tokens", "int"),
+            Attr("gen_ai.usage.cache_creation.input_tokens", "cache_creation_input_tokens",
+                 "int"),
+            Attr("gen_ai.usage.reasoning.output_tokens", "reasoning_output_tokens", "int"),
+            Attr("gen_ai.response.time_to_first_chunk", "time_to_first_chunk", "float"),
+            Attr("llmgine.stream.chunk_count", "chunk_count", "int"),
+        ),
+        content=(Content("gen_ai.output.messages", "output_messages", "messages"),),
+        status=Status(error="error", error_type="error_type"),
+        metrics=("gen_ai.client.operation.duration", "gen_ai.client.token.usage",
+                 "gen_ai.client.operation.time_to_first_chunk"),
+        derived=("llmgine.cost.usd",),
+        payload=("output_messages",),
+        note="Ends the LLM span with response, usage and cost; ERROR when `error` is set.",
+    ),
+    Rule(
+        "AgentInvocationStartedEvent", "start", "agent", key="invocation_id",
+        name="invoke_agent {agent_name}",
+        parents=(("command", "command_id"),),
+        parent_families=("agent", "command", "session"),
+        attributes=(
+            Attr("gen_ai.operation.name", "=invoke_agent"),
+            Attr("gen_ai.agent.name", "agent_name"),
+            Attr("gen_ai.agent.id", "agent_id"),
+            Attr("gen_ai.agent.description", "agent_description"),
+            _SESSION_ID,
+        ),
+        note="In-process agent: kind INTERNAL.",
+    ),
+    Rule(
+        "AgentInvocationFinishedEvent", "end", "agent", key="invocation_id",
+        status=Status(error="error", error_type="error_type"),
+        note="Ends the agent span; ERROR when `error` is set.",
+    ),
+    Rule("ToolRegisterEvent", "log", payload=("tool_info",),
+         note="Log record only."),
+    Rule("ToolCompiledEvent", "log", payload=("tool_compiled_list",),
+         note="Log record only."),
+)
+
+DEFAULT_RULE = Rule(
+    "*", "log",
+    note="Any other event: a log record whose body keeps ids, timestamps, numbers and "
+         "booleans; other fields only when content capture reaches events.",
+)
+
+
+def _check_table() -> None:
+    seen: set[str] = set()
+    for rule in MAPPING:
+        assert rule.event not in seen, f"duplicate rule for {rule.event}"
+        seen.add(rule.event)
+        assert rule.action in ACTIONS, rule
+        assert not rule.family or rule.family in FAMILIES, rule
+        assert rule.action in ("log", "exception") or (rule.family and rule.key), rule
+
+
+_check_table()
+
+
+def _code(text: str) -> str:
+    return f"`{text}`" if text else ""
+
+
+def _attr_cell(rule: Rule) -> str:
+    parts = [f"`{a.name}` ← `{a.path}`" + ("" if a.type == "str" else f" ({a.type})")
+             for a in rule.attributes]
+    parts += [f"`{d}` (derived)" for d in rule.derived]
+    return "<br>".join(parts)
+
+
+def _parent_cell(rule: Rule) -> str:
+    if rule.action in ("end", "chunk", "log"):
+        return ""
+    bits = [f"{fam} `{path}`" for fam, path in rule.parents]
+    if rule.parent_families:
+        bits.append("innermost open " + "/".join(rule.parent_families))
+    return " → ".join(bits) or "root (or remote `traceparent`)"
+
+
+def render_markdown() -> str:
+    """conventions/mapping.md, from ``MAPPING``."""
+    lines = [
+        "# Event mapping",
+        "",
+        "Generated from `llmgine_otel/mapping.py` by `python -m llmgine_otel.mapping`;",
+        "a test fails when this file and the code differ. Do not edit by hand.",
+        "",
+        "Event classes match by name along the MRO (a subclass maps like its base).",
+        "Every event also becomes one LogRecord: `event_name` = the event class name,",
+        "correlated to the span it started, ended or targeted (else its parent), body = the",
+        "event's fields made safe to serialize, minus the *payload* fields unless content",
+        "capture reaches events. Span times come from the events' `timestamp`.",
+        "",
+        "## Spans",
+        "",
+        "| Event | Action | Span (family, key) | Name | Kind | Parent | Status |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in (*MAPPING, DEFAULT_RULE):
+        fam = f"{r.family} by `{r.key}`" if r.family else ""
+        lines.append(
+            f"| `{r.event}` | {r.action} | {fam} | {_code(r.name)} | "
+            f"{r.kind if r.action in ('start', 'instant') else ''} | {_parent_cell(r)} | "
+            f"{r.status.describe() if r.action in ('end', 'instant') else ''} |"
+        )
+    lines += ["", "## Attributes, content, metrics", "",
+              "| Event | Attributes | Content (opt-in) | Metrics | Log body leaves out | Notes |",
+              "|---|---|---|---|---|---|"]
+    for r in (*MAPPING, DEFAULT_RULE):
+        content = "<br>".join(f"`{c.name}` ← `{c.path}`"
+                              + (" (semconv messages)" if c.shape == "messages" else "")
+                              for c in r.content)
+        metrics = "<br>".join(f"`{m}`" for m in r.metrics)
+        payload = ", ".join(f"`{p}`" for p in r.payload)
+        lines.append(f"| `{r.event}` | {_attr_cell(r)} | {content} | {metrics} | {payload} "
+                     f"| {r.note} |")
+    lines += ["", "## Outcomes for out-of-order and missing events", "",
+              OUTCOMES.strip(), ""]
+    return "\n".join(lines)
+
+
+OUTCOMES = """
+| Case | Outcome | Counted as |
+|---|---|---|
+| start for a key already open | ignored (the first start wins) | `duplicate_start` |
+| end for a key that was just ended | ignored | `duplicate_end` |
+| end with no start seen (result before start, or start lost) | a span is made from the end event alone (start = end time, or `metadata['llmgine.start_time']`), attribute `llmgine.span.missing_start=true` | `end_without_start` |
+| start arriving after its end was already used | ignored | `late_start` |
+| child whose session never started (session id known) | a session span is synthesized (`llmgine.span.synthetic=true`) so the session stays one trace | `synthetic_session` |
+| span never ended | ended at eviction (table full or older than `max_span_age_s`) or at shutdown with status ERROR and `llmgine.span.end_reason` = `evicted_capacity`, `evicted_age` or `shutdown` | `evicted_capacity`, `evicted_age`, `ended_at_shutdown` |
+| session id `BUS`, empty or missing | no session span: commands become trace roots | |
+| field of the wrong type / unprintable / oversized / invalid UTF-8 | coerced, truncated or replaced by a placeholder; attribute dropped when impossible | `repaired` |
+| event the handler cannot read at all | skipped, never raised | `rejected` |
+"""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.stdout.write(render_markdown())

@@ -1,0 +1,188 @@
+"""Metrics: the GenAI histograms, command/tool durations, and this package's self-metrics.
+
+Self-metrics are plain integers bumped on the hot path (no SDK call per event) and exposed
+through observable instruments, so exporting them costs nothing until a reader collects.
+``prometheus_text`` renders them (and the SDK's view of every instrument) for scraping.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
+__all__ = ["Instruments", "SelfStats", "histogram_views", "prometheus_text"]
+
+TOKEN_BUCKETS = tuple(float(4**i) for i in range(14))  # 1, 4, 16, ... 67108864
+DURATION_BUCKETS = tuple(0.01 * 2**i for i in range(14))  # 0.01 doubling to 81.92 s
+CHUNK_BUCKETS = (0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+
+def histogram_views() -> list[View]:
+    """Views giving the GenAI semconv bucket boundaries to our histograms."""
+    dur = ExplicitBucketHistogramAggregation(DURATION_BUCKETS)
+    return [
+        View(instrument_name="gen_ai.client.token.usage",
+             aggregation=ExplicitBucketHistogramAggregation(TOKEN_BUCKETS)),
+        View(instrument_name="gen_ai.client.operation.duration", aggregation=dur),
+        View(instrument_name="gen_ai.execute_tool.duration", aggregation=dur),
+        View(instrument_name="llmgine.command.duration", aggregation=dur),
+        View(instrument_name="gen_ai.client.operation.time_to_first_chunk",
+             aggregation=ExplicitBucketHistogramAggregation(CHUNK_BUCKETS)),
+    ]
+
+
+class SelfStats:
+    """Counters of what the package did, for exact accounting: every event, span and log
+    record is observed, then exported or dropped with a reason."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events_by_handler: Counter[str] = Counter()
+        self.handler_errors: Counter[str] = Counter()
+        self.handler_seconds: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        """Translation outcomes: duplicate_start, end_without_start, repaired, rejected, ..."""
+        self.produced: Counter[str] = Counter()  # signal -> items handed to the SDK
+        self.exported: Counter[str] = Counter()  # signal -> items the exporter accepted
+        self.dropped: Counter[tuple[str, str]] = Counter()  # (signal, reason) -> items
+        self.queue_size: dict[str, Callable[[], int]] = {}
+
+    def drop(self, signal: str, reason: str, n: int = 1) -> None:
+        with self.lock:
+            self.dropped[(signal, reason)] += n
+
+    def dropped_total(self, signal: str) -> int:
+        return sum(n for (sig, _), n in self.dropped.items() if sig == signal)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A plain copy of every counter (for tests, doctor and shutdown reports)."""
+        with self.lock:
+            return {
+                "events_by_handler": dict(self.events_by_handler),
+                "handler_errors": dict(self.handler_errors),
+                "outcomes": dict(self.outcomes),
+                "produced": dict(self.produced),
+                "exported": dict(self.exported),
+                "dropped": {f"{s}:{r}": n for (s, r), n in self.dropped.items()},
+                "queue_size": {s: f() for s, f in self.queue_size.items()},
+            }
+
+
+class Instruments:
+    """The instruments the translator records into, created once at setup."""
+
+    def __init__(self, meter: Meter, stats: SelfStats) -> None:
+        self.token_usage = meter.create_histogram(
+            "gen_ai.client.token.usage", unit="{token}",
+            description="Number of input and output tokens used.")
+        self.operation_duration = meter.create_histogram(
+            "gen_ai.client.operation.duration", unit="s",
+            description="GenAI operation duration.")
+        self.time_to_first_chunk = meter.create_histogram(
+            "gen_ai.client.operation.time_to_first_chunk", unit="s",
+            description="Time to receive the first chunk of a streamed response.")
+        self.tool_duration = meter.create_histogram(
+            "gen_ai.execute_tool.duration", unit="s", description="Tool execution duration.")
+        self.command_duration = meter.create_histogram(
+            "llmgine.command.duration", unit="s", description="llmgine command duration.")
+        self.cost = meter.create_counter(
+            "llmgine.cost", unit="USD", description="Estimated LLM cost (offline price table).")
+        self._stats = stats
+        meter.create_observable_counter(
+            "llmgine.observability.events", [self._events], unit="{event}",
+            description="Events observed, per handler.")
+        meter.create_observable_counter(
+            "llmgine.observability.handler.errors", [self._handler_errors], unit="{error}",
+            description="Handler failures (isolated, never raised into the bus).")
+        meter.create_observable_counter(
+            "llmgine.observability.handler.duration", [self._handler_seconds], unit="s",
+            description="Total time spent in each handler.")
+        meter.create_observable_counter(
+            "llmgine.observability.dropped", [self._dropped], unit="{item}",
+            description="Spans/log records dropped, by signal and reason.")
+        meter.create_observable_counter(
+            "llmgine.observability.exported", [self._exported], unit="{item}",
+            description="Spans/log records accepted by the exporter.")
+        meter.create_observable_counter(
+            "llmgine.observability.outcomes", [self._outcomes], unit="{event}",
+            description="Out-of-order, duplicate, repaired and rejected events.")
+        meter.create_observable_gauge(
+            "llmgine.observability.queue.size", [self._queue], unit="{item}",
+            description="Items waiting in the export queue.")
+
+    def _events(self, _: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {"handler": h}) for h, n in
+                list(self._stats.events_by_handler.items())]
+
+    def _handler_errors(self, _: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {"handler": h}) for h, n in
+                list(self._stats.handler_errors.items())]
+
+    def _handler_seconds(self, _: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {"handler": h}) for h, n in
+                list(self._stats.handler_seconds.items())]
+
+    def _dropped(self, _: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {"signal": s, "reason": r}) for (s, r), n in
+                list(self._stats.dropped.items())]
+
+    def _exported(self, _: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {"signal": s}) for s, n in list(self._stats.exported.items())]
+
+    def _outcomes(self, _: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {"outcome": o}) for o, n in list(self._stats.outcomes.items())]
+
+    def _queue(self, _: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(f(), {"signal": s}) for s, f in list(self._stats.queue_size.items())]
+
+
+def _prom_name(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def _labels(attrs: dict[str, Any], extra: dict[str, str] | None = None) -> str:
+    items = {**{_prom_name(k): v for k, v in attrs.items()}, **(extra or {})}
+    if not items:
+        return ""
+    body = ",".join(
+        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for k, v in sorted(items.items()))
+    return "{" + body + "}"
+
+
+def prometheus_text(metrics_data: Any) -> str:
+    """Prometheus text exposition of an SDK ``MetricsData`` (from a pull reader)."""
+    out: list[str] = []
+    if metrics_data is None:
+        return ""
+    for rm in metrics_data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                name = _prom_name(m.name)
+                data = m.data
+                kind = type(data).__name__
+                if kind == "Histogram":
+                    out.append(f"# HELP {name} {m.description}")
+                    out.append(f"# TYPE {name} histogram")
+                    for p in data.data_points:
+                        cum = 0
+                        for bound, count in zip(p.explicit_bounds, p.bucket_counts, strict=False):
+                            cum += count
+                            out.append(f"{name}_bucket{_labels(dict(p.attributes), {'le': repr(float(bound))})} {cum}")
+                        out.append(f"{name}_bucket{_labels(dict(p.attributes), {'le': '+Inf'})} {p.count}")
+                        out.append(f"{name}_sum{_labels(dict(p.attributes))} {p.sum}")
+                        out.append(f"{name}_count{_labels(dict(p.attributes))} {p.count}")
+                else:
+                    monotonic = getattr(data, "is_monotonic", False)
+                    ptype = "counter" if kind == "Sum" and monotonic else "gauge"
+                    pname = f"{name}_total" if ptype == "counter" else name
+                    out.append(f"# HELP {pname} {m.description}")
+                    out.append(f"# TYPE {pname} {ptype}")
+                    for p in data.data_points:
+                        out.append(f"{pname}{_labels(dict(p.attributes))} {p.value}")
+    return "\n".join(out) + "\n"

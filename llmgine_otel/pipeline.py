@@ -1,0 +1,332 @@
+"""The export pipeline around the SDK's batch processors: exact accounting, back-pressure
+strategies, export shards and a session sampler whose rate can change at run time.
+
+We build on ``BatchSpanProcessor``/``BatchLogRecordProcessor`` and only add what they lack:
+the SDK evicts the oldest item of a full queue silently; here every item is counted as
+exported or dropped (with a reason), and ``drop_newest`` keeps the queue's oldest instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    LogRecordExporter,
+    LogRecordExportResult,
+)
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import get_current_span
+
+from llmgine_otel.metrics import SelfStats
+
+__all__ = [
+    "CountingLogExporter",
+    "CountingSpanExporter",
+    "FanoutLogExporter",
+    "FanoutSpanExporter",
+    "ManagedLogProcessor",
+    "ManagedSpanProcessor",
+    "SessionSampler",
+    "ShardedSpanProcessor",
+]
+
+
+class _Counting:
+    """Counts what an exporter accepted or failed; ``in_flight`` is the batch being sent."""
+
+    def __init__(self, inner: Any, stats: SelfStats, signal: str) -> None:
+        self.inner = inner
+        self.stats = stats
+        self.signal = signal
+        self.in_flight = 0
+        self.failures = 0
+        self.last_error: str | None = None
+
+    def _export(self, batch: Sequence[Any], success: Any) -> bool:
+        n = len(batch)
+        self.in_flight = n
+        try:
+            ok = self.inner.export(batch) == success
+        except Exception as exc:  # noqa: BLE001 - an exporter bug must not kill the worker
+            ok = False
+            self.last_error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.in_flight = 0
+        with self.stats.lock:
+            if ok:
+                self.stats.exported[self.signal] += n
+            else:
+                self.failures += 1
+                self.stats.dropped[(self.signal, "export_failed")] += n
+        return ok
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        try:
+            self.inner.shutdown(timeout_millis=timeout_millis)
+        except TypeError:
+            self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        flush = getattr(self.inner, "force_flush", None)
+        return bool(flush(timeout_millis)) if flush else True
+
+
+class CountingSpanExporter(_Counting, SpanExporter):
+    """A span exporter wrapper that counts exported and failed spans."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        ok = self._export(spans, SpanExportResult.SUCCESS)
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+
+class CountingLogExporter(_Counting, LogRecordExporter):
+    """A log record exporter wrapper that counts exported and failed log records."""
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        ok = self._export(batch, LogRecordExportResult.SUCCESS)
+        return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
+
+
+class _Fanout:
+    """Sends each batch to several exporters; the first one's result is the result."""
+
+    def __init__(self, *exporters: Any) -> None:
+        self.exporters = exporters
+
+    def export(self, batch: Sequence[Any]) -> Any:
+        result = self.exporters[0].export(batch)
+        for extra in self.exporters[1:]:
+            try:
+                extra.export(batch)
+            except Exception:  # noqa: BLE001 - a secondary sink never fails the batch
+                pass
+        return result
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        for e in self.exporters:
+            try:
+                e.shutdown()
+            except Exception:  # noqa: BLE001, S110
+                pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return all(getattr(e, "force_flush", lambda *_: True)(timeout_millis)
+                   for e in self.exporters)
+
+
+class FanoutSpanExporter(_Fanout, SpanExporter):
+    """Span exporters in a row (e.g. the local file and the console summary)."""
+
+
+class FanoutLogExporter(_Fanout, LogRecordExporter):
+    """Log record exporters in a row."""
+
+
+class _Managed:
+    """Shared logic of the managed processors: strategy on a full queue, drop counting,
+    bounded shutdown and flush, queue introspection."""
+
+    _batch_processor: Any
+    signal: str
+
+    def _setup(self, stats: SelfStats, strategy: str, exporter: _Counting) -> None:
+        self.stats = stats
+        self.strategy = strategy
+        self.counting = exporter
+        bp = self._batch_processor
+        self._queue = bp._queue
+        self.max_queue_size: int = bp._max_queue_size
+
+    def queue_length(self) -> int:
+        return len(self._queue)
+
+    def fill(self) -> float:
+        """How full the export queue is, 0.0 to 1.0 (drives the adaptive strategy)."""
+        return len(self._queue) / self.max_queue_size
+
+    def _admit(self) -> bool:
+        """Account for a full queue before an item is added; False drops the new item."""
+        bp = self._batch_processor
+        if bp._shutdown:
+            self.stats.drop(self.signal, "after_shutdown")
+            return False
+        if len(self._queue) >= self.max_queue_size:
+            if self.strategy == "drop_newest":
+                self.stats.drop(self.signal, "queue_full_drop_newest")
+                return False
+            self.stats.drop(self.signal, "queue_full_drop_oldest")
+        return True
+
+    def undelivered(self) -> int:
+        """Items still queued or in flight (meaningful after shutdown)."""
+        return len(self._queue) + self.counting.in_flight
+
+    def bounded_shutdown(self, timeout_s: float) -> int:
+        """Stop within ``timeout_s``; returns how many items could not be delivered."""
+        t = threading.Thread(target=self._batch_processor.shutdown,
+                             kwargs={"timeout_millis": timeout_s * 900}, daemon=True,
+                             name=f"llmgine-otel-shutdown-{self.signal}")
+        t.start()
+        t.join(timeout_s)
+        left = self.undelivered()
+        if left:
+            self.stats.drop(self.signal, "shutdown_timeout", left)
+            self._queue.clear()
+        return left
+
+    def bounded_flush(self, timeout_s: float) -> bool:
+        """``force_flush`` that honours its timeout (the SDK's exports on the caller)."""
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                self._batch_processor.force_flush()
+            finally:
+                done.set()
+
+        threading.Thread(target=run, daemon=True, name="llmgine-otel-flush").start()
+        return done.wait(timeout_s) and not self.queue_length()
+
+
+class ManagedSpanProcessor(_Managed, BatchSpanProcessor):
+    """``BatchSpanProcessor`` with counted drops and a back-pressure strategy."""
+
+    signal = "spans"
+
+    def __init__(self, exporter: CountingSpanExporter, stats: SelfStats, *,
+                 max_queue_size: int, strategy: str = "drop_oldest", **kwargs: Any) -> None:
+        BatchSpanProcessor.__init__(self, exporter, max_queue_size=max_queue_size, **kwargs)
+        self._setup(stats, strategy, exporter)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not span.context.trace_flags.sampled:
+            return
+        if self._admit():
+            self._batch_processor.emit(span)
+
+    def shutdown(self) -> None:
+        self._batch_processor.shutdown()
+
+
+class ManagedLogProcessor(_Managed, BatchLogRecordProcessor):
+    """``BatchLogRecordProcessor`` with counted drops and a back-pressure strategy."""
+
+    signal = "logs"
+
+    def __init__(self, exporter: CountingLogExporter, stats: SelfStats, *,
+                 max_queue_size: int, strategy: str = "drop_oldest", **kwargs: Any) -> None:
+        BatchLogRecordProcessor.__init__(self, exporter, max_queue_size=max_queue_size, **kwargs)
+        self._setup(stats, strategy, exporter)
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        if self._admit():
+            BatchLogRecordProcessor.on_emit(self, log_record)
+
+
+class ShardedSpanProcessor(SpanProcessor):
+    """Spans sharded by trace id over several processors: N export threads at once, and a
+    trace's spans always in the same shard (so in order)."""
+
+    def __init__(self, shards: Sequence[SpanProcessor]) -> None:
+        self.shards = tuple(shards)
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.shards[span.context.trace_id % len(self.shards)].on_end(span)
+
+    def shutdown(self) -> None:
+        for s in self.shards:
+            s.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return all(s.force_flush(timeout_millis) for s in self.shards)
+
+
+class ShardedLogProcessor:
+    """Log records sharded by trace id like their spans."""
+
+    def __init__(self, shards: Sequence[Any]) -> None:
+        self.shards = tuple(shards)
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        ctx = log_record.log_record.context
+        tid = get_current_span(ctx).get_span_context().trace_id if ctx is not None else 0
+        self.shards[tid % len(self.shards)].on_emit(log_record)
+
+    def shutdown(self) -> None:
+        for s in self.shards:
+            s.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return all(s.force_flush(timeout_millis) for s in self.shards)
+
+
+_TRACE_ID_LIMIT = (1 << 64) - 1
+
+
+class SessionSampler(Sampler):
+    """Ratio sampler for new traces (sessions) whose rate can change while running.
+
+    Used as the root of ``ParentBased``, so a change applies only to traces that start
+    afterwards: a running session keeps its decision. With ``pressure`` (the adaptive
+    back-pressure strategy), the rate is scaled down while the export queue is above the
+    high-water mark and restored once it drains below the low-water mark.
+    """
+
+    def __init__(self, rate: float, pressure: Callable[[], float] | None = None, *,
+                 high_water: float = 0.8, low_water: float = 0.5, min_factor: float = 0.05,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._pressure = pressure
+        self.high_water = high_water
+        self.low_water = low_water
+        self.min_factor = min_factor
+        self.factor = 1.0
+        self._clock = clock
+        self._last_adjust = 0.0
+        self.set_rate(rate)
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    @property
+    def effective_rate(self) -> float:
+        return self._rate * self.factor
+
+    def set_rate(self, rate: float) -> None:
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            raise ValueError(f"sample rate {rate!r} is not valid; allowed: 0.0 to 1.0")
+        self._rate = float(rate)
+
+    def _adjust(self) -> None:
+        now = self._clock()
+        if now - self._last_adjust < 0.1:
+            return
+        self._last_adjust = now
+        fill = self._pressure() if self._pressure else 0.0
+        if fill >= self.high_water:
+            self.factor = max(self.min_factor, self.factor / 2)
+        elif fill <= self.low_water and self.factor < 1.0:
+            self.factor = min(1.0, self.factor * 2)
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
+                      attributes: Any = None, links: Any = None, trace_state: Any = None
+                      ) -> SamplingResult:
+        if self._pressure is not None:
+            self._adjust()
+        bound = round(self._rate * self.factor * (_TRACE_ID_LIMIT + 1))
+        decision = (Decision.RECORD_AND_SAMPLE if (trace_id & _TRACE_ID_LIMIT) < bound
+                    else Decision.DROP)
+        return SamplingResult(decision, None, trace_state)
+
+    def get_description(self) -> str:
+        return f"SessionSampler{{rate={self._rate}, factor={self.factor}}}"

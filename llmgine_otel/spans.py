@@ -1,0 +1,164 @@
+"""The open-span table: spans found by (family, id), never by ambient context.
+
+Bounded by entry count and age. Entries that fall out are handed back to the caller to be
+ended with ERROR and a reason, so no span is silently dropped or leaked. One lock guards
+the table; every operation is O(1) amortized, whatever the number of open spans.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["OpenSpan", "SpanTable"]
+
+Key = tuple[str, str]
+
+
+class OpenSpan:
+    """A started span and what its end needs (times, metric attributes, stream chunks)."""
+
+    __slots__ = ("chunk_first_ns", "chunk_gap_max_ns", "chunk_last_ns", "chunks", "family",
+                 "key", "metric_attrs", "mono", "session", "span", "start_ns")
+
+    def __init__(self, key: Key, span: Any, session: str | None, start_ns: int,
+                 metric_attrs: dict[str, Any] | None) -> None:
+        self.key = key
+        self.family = key[0]
+        self.span = span
+        self.session = session
+        self.start_ns = start_ns
+        self.mono = time.monotonic()
+        self.metric_attrs = metric_attrs
+        self.chunks = 0
+        self.chunk_first_ns = 0
+        self.chunk_last_ns = 0
+        self.chunk_gap_max_ns = 0
+
+
+class SpanTable:
+    """Open spans by key, plus per-session stacks for "innermost open span" look-ups and a
+    bounded memory of recently ended keys (to tell duplicates from missing starts)."""
+
+    def __init__(self, max_entries: int, max_age_s: float,
+                 on_evict: Callable[[OpenSpan, str], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_entries = max_entries
+        self.max_age_s = max_age_s
+        self._on_evict = on_evict
+        self._clock = clock
+        self._open: OrderedDict[Key, OpenSpan] = OrderedDict()
+        self._stacks: dict[str, list[OpenSpan]] = {}
+        self._ended: OrderedDict[Key, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def get(self, key: Key) -> OpenSpan | None:
+        return self._open.get(key)
+
+    def add(self, entry: OpenSpan) -> bool:
+        """Insert; False if the key is already open (duplicate start) or recently ended."""
+        evicted: list[tuple[OpenSpan, str]] = []
+        with self._lock:
+            if entry.key in self._open or entry.key in self._ended:
+                return False
+            entry.mono = now = self._clock()
+            self._open[entry.key] = entry
+            if entry.session is not None:
+                self._stacks.setdefault(entry.session, []).append(entry)
+            # Evict the oldest entries: past max age, or beyond capacity.
+            horizon = now - self.max_age_s
+            while self._open:
+                oldest = next(iter(self._open.values()))
+                if oldest.mono < horizon:
+                    reason = "evicted_age"
+                elif len(self._open) > self.max_entries:
+                    reason = "evicted_capacity"
+                else:
+                    break
+                self._remove_locked(oldest)
+                evicted.append((oldest, reason))
+        for old, reason in evicted:
+            self._on_evict(old, reason)
+        return True
+
+    def pop(self, key: Key) -> tuple[OpenSpan | None, bool]:
+        """Remove the open span for ``key`` and remember the key as ended.
+
+        Returns ``(entry, ended_before)``: ``(None, True)`` is a duplicate end,
+        ``(None, False)`` an end whose start was never seen."""
+        with self._lock:
+            entry = self._open.get(key)
+            if entry is not None:
+                self._remove_locked(entry)
+                return entry, False
+            ended_before = key in self._ended
+            self._remember_ended(key)
+            return None, ended_before
+
+    def was_ended(self, key: Key) -> bool:
+        return key in self._ended
+
+    def mark_ended(self, key: Key) -> None:
+        with self._lock:
+            self._remember_ended(key)
+
+    def innermost(self, session: str, families: tuple[str, ...]) -> OpenSpan | None:
+        """The most recently started open span of one of ``families`` in ``session``."""
+        stack = self._stacks.get(session)
+        if not stack:
+            return None
+        with self._lock:
+            for entry in reversed(stack):
+                if entry.family in families:
+                    return entry
+        return None
+
+    def drain(self) -> list[OpenSpan]:
+        """Remove and return every open span (children before parents), for shutdown."""
+        with self._lock:
+            entries = list(self._open.values())
+            self._open.clear()
+            self._stacks.clear()
+        entries.reverse()
+        return entries
+
+    def sweep(self) -> int:
+        """Evict entries past max age now (normally done on insert); returns how many."""
+        evicted: list[OpenSpan] = []
+        with self._lock:
+            horizon = self._clock() - self.max_age_s
+            while self._open:
+                oldest = next(iter(self._open.values()))
+                if oldest.mono >= horizon:
+                    break
+                self._remove_locked(oldest)
+                evicted.append(oldest)
+        for old in evicted:
+            self._on_evict(old, "evicted_age")
+        return len(evicted)
+
+    def _remove_locked(self, entry: OpenSpan) -> None:
+        self._open.pop(entry.key, None)
+        self._remember_ended(entry.key)
+        if entry.session is not None:
+            stack = self._stacks.get(entry.session)
+            if stack is not None:
+                # Usually the top of the stack: O(1) in the common case.
+                for i in range(len(stack) - 1, -1, -1):
+                    if stack[i] is entry:
+                        del stack[i]
+                        break
+                if not stack:
+                    del self._stacks[entry.session]
+
+    def _remember_ended(self, key: Key) -> None:
+        ended = self._ended
+        ended[key] = None
+        if len(ended) > self.max_entries:
+            ended.popitem(last=False)

@@ -1,0 +1,369 @@
+"""Setup: one call builds the providers, the export pipeline, the translator and a manager.
+
+With an OTLP endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT``) telemetry goes there over gRPC; with
+none, the embedded default writes OTLP-JSON lines under ``output_dir`` (the Collector file
+exporter's format) and prints a one-line summary per session. Shutdown is registered at
+exit and bounded (default 5 s) even when the endpoint is unreachable.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler
+
+from llmgine_otel.config import ConfigError, ObservabilityConfig
+from llmgine_otel.manager import ObservabilityManager
+from llmgine_otel.metrics import SelfStats, histogram_views, prometheus_text
+from llmgine_otel.pipeline import (
+    CountingLogExporter,
+    CountingSpanExporter,
+    FanoutLogExporter,
+    FanoutSpanExporter,
+    ManagedLogProcessor,
+    ManagedSpanProcessor,
+    SessionSampler,
+    ShardedLogProcessor,
+    ShardedSpanProcessor,
+)
+from llmgine_otel.translate import OTelHandler
+
+__all__ = ["ShutdownReport", "Telemetry", "configure", "get_telemetry"]
+
+_log = logging.getLogger("llmgine_otel")
+_current: Telemetry | None = None
+_current_lock = threading.Lock()
+
+
+@dataclass
+class ShutdownReport:
+    """What shutdown achieved within its bound."""
+
+    seconds: float
+    completed: bool
+    undelivered: dict[str, int] = field(default_factory=dict)
+    open_spans_ended: int = 0
+
+    def __str__(self) -> str:
+        lost = ", ".join(f"{n} {s}" for s, n in self.undelivered.items() if n) or "nothing"
+        return (f"llmgine-otel shutdown in {self.seconds:.2f}s: "
+                f"{'complete' if self.completed else 'timed out'}; undelivered: {lost}")
+
+
+class Telemetry:
+    """The configured providers, pipeline, translator (``handler``) and ``manager``."""
+
+    def __init__(self, config: ObservabilityConfig) -> None:
+        self.config = config
+        self.stats = SelfStats()
+        self.resource = Resource.create({"service.name": config.service_name,
+                                         **dict(config.resource_attributes)})
+        self.sampler = self._build_sampler()
+        self.tracer_provider = TracerProvider(resource=self.resource, sampler=self.sampler,
+                                              shutdown_on_exit=False)
+        self.span_processors = self._span_pipeline()
+        self.tracer_provider.add_span_processor(
+            self.span_processors[0] if len(self.span_processors) == 1
+            else ShardedSpanProcessor(self.span_processors))
+        self.log_processors: list[ManagedLogProcessor] = []
+        self.logger_provider: LoggerProvider | None = None
+        if config.emit_logs:
+            self.logger_provider = LoggerProvider(resource=self.resource,
+                                                  shutdown_on_exit=False)
+            self.log_processors = self._log_pipeline()
+            self.logger_provider.add_log_record_processor(
+                self.log_processors[0] if len(self.log_processors) == 1
+                else ShardedLogProcessor(self.log_processors))  # type: ignore[arg-type]
+        self.metric_reader = InMemoryMetricReader()
+        self.meter_provider: MeterProvider | None = None
+        if config.emit_metrics:
+            readers: list[Any] = [self.metric_reader]
+            exporter = self._metric_exporter()
+            if exporter is not None:
+                readers.append(PeriodicExportingMetricReader(exporter))
+            self.meter_provider = MeterProvider(resource=self.resource, metric_readers=readers,
+                                                views=histogram_views(), shutdown_on_exit=False)
+        for sp in self.span_processors:
+            self.stats.queue_size.setdefault("spans", sp.queue_length)
+        for lp in self.log_processors:
+            self.stats.queue_size.setdefault("logs", lp.queue_length)
+        self.handler = OTelHandler(self.tracer_provider, self.logger_provider,
+                                   self.meter_provider, config, self.stats, cost=_cost_fn())
+        self.manager = ObservabilityManager(self.stats)
+        self.manager.register_handler(self.handler)
+        self.manager.set_enabled(config.enabled)
+        self._shutdown_report: ShutdownReport | None = None
+        self._shutdown_lock = threading.Lock()
+        atexit.register(self._atexit)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork)
+
+    # -- building ----------------------------------------------------------------------------
+    def _build_sampler(self) -> Sampler:
+        if os.environ.get("OTEL_TRACES_SAMPLER"):
+            from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
+
+            self.session_sampler: SessionSampler | None = None
+            return _get_from_env_or_default()
+        pressure = self._pressure if self.config.back_pressure_strategy == "adaptive" else None
+        self.session_sampler = SessionSampler(self.config.sample_rate, pressure)
+        return ParentBased(root=self.session_sampler)
+
+    def _pressure(self) -> float:
+        fills = [p.fill() for p in (*self.span_processors, *self.log_processors)]
+        return max(fills) if fills else 0.0
+
+    def _queue_per_shard(self) -> int:
+        return max(1, self.config.queue_size // self.config.num_workers)
+
+    def _span_pipeline(self) -> list[ManagedSpanProcessor]:
+        out = []
+        for _ in range(self.config.num_workers):
+            exporter = CountingSpanExporter(self._span_exporter(), self.stats, "spans")
+            out.append(ManagedSpanProcessor(exporter, self.stats,
+                                            max_queue_size=self._queue_per_shard(),
+                                            strategy=self._strategy()))
+        return out
+
+    def _log_pipeline(self) -> list[ManagedLogProcessor]:
+        out = []
+        for _ in range(self.config.num_workers):
+            exporter = CountingLogExporter(self._log_exporter(), self.stats, "logs")
+            out.append(ManagedLogProcessor(exporter, self.stats,
+                                           max_queue_size=self._queue_per_shard(),
+                                           strategy=self._strategy()))
+        return out
+
+    def _strategy(self) -> str:
+        s = self.config.back_pressure_strategy
+        return "drop_oldest" if s == "adaptive" else s
+
+    def _writer(self) -> Any:
+        if not hasattr(self, "_file_writer"):
+            from llmgine_otel.exporters.file import RotatingJsonlWriter
+
+            self._file_writer = RotatingJsonlWriter(self.config.output_dir)
+        return self._file_writer
+
+    def _span_exporter(self) -> Any:
+        if self.config.endpoint:
+            return _otlp("trace", self.config.endpoint)
+        from llmgine_otel.exporters.file import JsonlFileSpanExporter
+
+        file_exporter = JsonlFileSpanExporter(self._writer())
+        if not self.config.console:
+            return file_exporter
+        from llmgine_otel.exporters.console import ConsoleSummaryExporter
+
+        return FanoutSpanExporter(file_exporter, ConsoleSummaryExporter())
+
+    def _log_exporter(self) -> Any:
+        if self.config.endpoint:
+            return _otlp("logs", self.config.endpoint)
+        from llmgine_otel.exporters.file import JsonlFileLogExporter
+
+        return FanoutLogExporter(JsonlFileLogExporter(self._writer()))
+
+    def _metric_exporter(self) -> Any:
+        if self.config.endpoint:
+            return _otlp("metrics", self.config.endpoint)
+        from llmgine_otel.exporters.file import JsonlFileMetricExporter
+
+        return JsonlFileMetricExporter(self._writer())
+
+    # -- using -------------------------------------------------------------------------------
+    def set_sample_rate(self, rate: float) -> None:
+        """Change the share of new sessions kept; running sessions keep their decision."""
+        if self.session_sampler is None:
+            raise RuntimeError("the sampler comes from OTEL_TRACES_SAMPLER; unset it to "
+                               "change the session sample rate at run time")
+        self.session_sampler.set_rate(rate)
+
+    def observe_event(self, event: Any) -> None:
+        """Shortcut for ``manager.observe_event``."""
+        self.manager.observe_event(event)
+
+    def prometheus_text(self) -> str:
+        """All metrics (GenAI and self-metrics) in Prometheus text format."""
+        if self.meter_provider is None:
+            return ""
+        return prometheus_text(self.metric_reader.get_metrics_data())
+
+    def force_flush(self, timeout_s: float | None = None) -> bool:
+        """Export what is queued, waiting at most ``timeout_s`` (default: shutdown bound)."""
+        timeout = self.config.shutdown_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout
+        ok = True
+        for p in (*self.span_processors, *self.log_processors):
+            ok = p.bounded_flush(max(0.0, deadline - time.monotonic())) and ok
+        return ok
+
+    def shutdown(self, timeout_s: float | None = None) -> ShutdownReport:
+        """End open spans (ERROR, reason ``shutdown``), export what is queued, stop: all
+        within ``timeout_s`` (default ``shutdown_timeout_s``). Safe to call twice."""
+        with self._shutdown_lock:
+            if self._shutdown_report is not None:
+                return self._shutdown_report
+            timeout = self.config.shutdown_timeout_s if timeout_s is None else timeout_s
+            t0 = time.monotonic()
+            ended = self.handler.end_open_spans()
+            undelivered: dict[str, int] = {}
+            threads = []
+            results: dict[str, int] = {}
+
+            def stop(p: Any, key: str, budget: float) -> None:
+                results[key] = p.bounded_shutdown(budget)
+
+            budget = max(0.05, timeout - (time.monotonic() - t0)) * 0.95
+            for i, p in enumerate((*self.span_processors, *self.log_processors)):
+                t = threading.Thread(target=stop, args=(p, f"{p.signal}:{i}", budget),
+                                     daemon=True)
+                t.start()
+                threads.append(t)
+            if self.meter_provider is not None:
+                mt = threading.Thread(target=self._stop_metrics, args=(budget,), daemon=True)
+                mt.start()
+                threads.append(mt)
+            for t in threads:
+                t.join(max(0.0, timeout - (time.monotonic() - t0)))
+            for key, n in results.items():
+                sig = key.split(":")[0]
+                undelivered[sig] = undelivered.get(sig, 0) + n
+            completed = all(not t.is_alive() for t in threads) and not any(undelivered.values())
+            writer = getattr(self, "_file_writer", None)
+            if writer is not None:
+                try:
+                    writer.close()
+                except Exception:  # noqa: BLE001
+                    completed = False
+            report = ShutdownReport(time.monotonic() - t0, completed, undelivered, ended)
+            self._shutdown_report = report
+            if not completed:
+                _log.warning("%s", report)
+            return report
+
+    def _stop_metrics(self, budget: float) -> None:
+        try:
+            self.meter_provider.shutdown(timeout_millis=budget * 1000)  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _atexit(self) -> None:
+        try:
+            self.shutdown()
+        except Exception:  # noqa: BLE001 - never fail interpreter exit
+            pass
+
+    def _after_fork(self) -> None:
+        """In a forked child: forget the parent's open spans and counts (the SDK clears
+        its queues itself), so nothing is exported twice."""
+        self.handler.table.drain()
+        fresh = SelfStats()
+        fresh.queue_size = self.stats.queue_size
+        for name in ("events_by_handler", "handler_errors", "handler_seconds", "outcomes",
+                     "produced", "exported", "dropped"):
+            getattr(self.stats, name).clear()
+        self.stats.lock = fresh.lock
+
+
+def _otlp(signal: str, endpoint: str) -> Any:
+    """The OTLP exporter for ``signal``, honouring the signal-specific endpoint variables."""
+    protocol = (os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
+                or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc")
+    specific = os.environ.get(f"OTEL_EXPORTER_OTLP_{_ENV_SIGNAL[signal]}_ENDPOINT")
+    if protocol == "grpc":
+        if signal == "trace":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            return OTLPSpanExporter(endpoint=specific or endpoint)
+        if signal == "logs":
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+            return OTLPLogExporter(endpoint=specific or endpoint)
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        return OTLPMetricExporter(endpoint=specific or endpoint)
+    if protocol == "http/protobuf":
+        try:
+            if signal == "trace":
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                    OTLPSpanExporter as HttpSpan,
+                )
+                return HttpSpan(endpoint=specific or f"{endpoint.rstrip('/')}/v1/traces")
+            if signal == "logs":
+                from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+                    OTLPLogExporter as HttpLog,
+                )
+                return HttpLog(endpoint=specific or f"{endpoint.rstrip('/')}/v1/logs")
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                OTLPMetricExporter as HttpMetric,
+            )
+            return HttpMetric(endpoint=specific or f"{endpoint.rstrip('/')}/v1/metrics")
+        except ImportError:
+            raise ConfigError("OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf needs the package "
+                              "opentelemetry-exporter-otlp-proto-http; install it or use "
+                              "grpc") from None
+    raise ConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not valid; allowed: "
+                      "grpc, http/protobuf")
+
+
+_ENV_SIGNAL = {"trace": "TRACES", "logs": "LOGS", "metrics": "METRICS"}
+
+
+def _cost_fn() -> Any:
+    try:
+        from llmgine_otel.cost import estimate_cost_usd
+    except ImportError:
+        return None
+    return estimate_cost_usd
+
+
+def configure(config: ObservabilityConfig | None = None, *, set_global: bool = True,
+              **overrides: Any) -> Telemetry:
+    """Build telemetry from ``config`` (default: the environment) plus ``overrides``.
+
+    Raises :class:`ConfigError` for bad settings. With ``set_global`` the providers become
+    the OpenTelemetry globals (so other instrumentation shares them) and this Telemetry
+    becomes the one :func:`get_telemetry` returns.
+    """
+    global _current
+    if config is None:
+        config = ObservabilityConfig.from_env(**overrides)
+    elif overrides:
+        config = config.with_changes(**overrides)
+    tel = Telemetry(config)
+    if set_global:
+        _set_globals(tel)
+        with _current_lock:
+            _current = tel
+    return tel
+
+
+def get_telemetry() -> Telemetry | None:
+    """The Telemetry made by the last global :func:`configure`, if any."""
+    return _current
+
+
+def _set_globals(tel: Telemetry) -> None:
+    from opentelemetry import _logs, metrics, trace
+
+    # The API allows setting each global once; later calls keep the first and warn.
+    logging.getLogger("opentelemetry").addFilter(_OnceFilter())
+    trace.set_tracer_provider(tel.tracer_provider)
+    if tel.logger_provider is not None:
+        _logs.set_logger_provider(tel.logger_provider)
+    if tel.meter_provider is not None:
+        metrics.set_meter_provider(tel.meter_provider)
+
+
+class _OnceFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Overriding of current" not in record.getMessage()

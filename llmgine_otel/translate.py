@@ -1,0 +1,746 @@
+"""The translator: bus events -> spans, log records and metrics, following ``mapping.MAPPING``.
+
+Each event class is resolved once (by name along its MRO) to a compiled plan; handling an
+event is then one dict look-up and one call. Spans are found by id in the ``SpanTable``,
+never through ambient context, and their times come from the events. Nothing here raises
+into the caller: bad input is repaired or rejected and counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import re
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from llmgine_otel.config import CaptureMode, ObservabilityConfig
+from llmgine_otel.content import Sanitizer, safe_str, to_semconv_messages
+from llmgine_otel.mapping import DEFAULT_RULE, MAPPING, Rule
+from llmgine_otel.metrics import Instruments, SelfStats
+from llmgine_otel.spans import OpenSpan, SpanTable
+
+__all__ = ["OTelHandler", "event_time_ns"]
+
+_log = logging.getLogger("llmgine_otel")
+_ROOT = Context()
+_PROPAGATOR = TraceContextTextMapPropagator()
+_NO_SESSION = frozenset({"", "BUS", "None"})
+_ERROR_TYPE_RE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Timeout|Interrupt)\w*):")
+_EPOCH = datetime(1970, 1, 1)
+_ID_FIELDS = frozenset({"event_id", "session_id", "timestamp", "command_id", "call_id",
+                        "tool_call_id", "invocation_id", "agent_id"})
+_KINDS = {"INTERNAL": SpanKind.INTERNAL, "CLIENT": SpanKind.CLIENT, "SERVER": SpanKind.SERVER}
+
+# -- field paths ---------------------------------------------------------------------------
+
+
+def _step(obj: Any, name: str) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def compile_path(path: str) -> Callable[[Any], Any]:
+    """``a.b|c:type|=const`` -> a function of the event returning the first non-empty value."""
+    alternatives: list[Callable[[Any], Any]] = []
+    for alt in path.split("|"):
+        if alt.startswith("="):
+            const = alt[1:]
+            alternatives.append(lambda _e, c=const: c)
+            continue
+        as_type = alt.endswith(":type")
+        parts = tuple((alt[:-5] if as_type else alt).split("."))
+
+        def get(e: Any, parts: tuple[str, ...] = parts, as_type: bool = as_type) -> Any:
+            for p in parts:
+                e = _step(e, p)
+                if e is None:
+                    return None
+            return type(e).__name__ if as_type else e
+
+        alternatives.append(get)
+    if len(alternatives) == 1:
+        return alternatives[0]
+
+    def first(e: Any) -> Any:
+        for alt_get in alternatives:
+            v = alt_get(e)
+            if v is not None and v != "":
+                return v
+        return None
+
+    return first
+
+
+_TEMPLATE_RE = re.compile(r"\{([^}]+)\}")
+
+
+def compile_name(template: str) -> Callable[[Any], str]:
+    """A span-name template such as ``{operation} {model}`` -> a function of the event."""
+    pieces: list[str | Callable[[Any], Any]] = []
+    pos = 0
+    for m in _TEMPLATE_RE.finditer(template):
+        pieces.append(template[pos:m.start()])
+        pieces.append(compile_path(m.group(1)))
+        pos = m.end()
+    pieces.append(template[pos:])
+
+    def render(e: Any) -> str:
+        out = []
+        for p in pieces:
+            if isinstance(p, str):
+                out.append(p)
+            else:
+                v = p(e)
+                out.append(v if isinstance(v, str) else ("" if v is None else safe_str(v)))
+        return "".join(out).strip()[:256] or template.split(" ")[0]
+
+    return render
+
+
+# -- event times ---------------------------------------------------------------------------
+
+_offsets: dict[str, int] = {}
+
+
+def event_time_ns(value: Any) -> int | None:
+    """An event ``timestamp`` (ISO string, naive = local time; or epoch s/ns) -> epoch ns."""
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if dt.tzinfo is not None:
+            return int(dt.timestamp() * 1_000_000) * 1000
+        local_us = (dt - _EPOCH) // _ONE_US
+        key = value[:13]  # local offset only changes on the hour (DST)
+        off = _offsets.get(key)
+        if off is None:
+            if len(_offsets) > 4096:
+                _offsets.clear()
+            off = _offsets[key] = round(dt.timestamp() * 1_000_000) - local_us
+        return (local_us + off) * 1000
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if value > 1e17:  # already ns
+        return int(value)
+    if value > 0:
+        return int(value * 1e9)
+    return None
+
+
+_ONE_US = datetime(1970, 1, 1, 0, 0, 0, 1) - _EPOCH
+
+
+def _error_type(error: Any, explicit: Any) -> str:
+    if isinstance(explicit, str) and explicit:
+        return explicit[:128]
+    if isinstance(error, BaseException):
+        return type(error).__qualname__
+    if isinstance(error, str):
+        m = _ERROR_TYPE_RE.match(error)
+        if m:
+            return m.group(1)
+    return "_OTHER"
+
+
+class _Plan:
+    """One compiled rule: getters resolved, flags decided, the action bound."""
+
+    __slots__ = ("action", "attrs", "body_fields", "content", "error_get", "error_type_get",
+                 "exc_get", "family", "kind", "key_get", "log_rate", "logs", "message_get",
+                 "metric_names", "name_get", "parent_families", "parents", "payload_nested",
+                 "payload_top", "rule", "spans", "success_get")
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.action = rule.action
+        self.family = rule.family
+        self.key_get = compile_path(rule.key) if rule.key else None
+        self.name_get = compile_name(rule.name) if rule.name else None
+        self.kind = _KINDS[rule.kind]
+        self.parents = tuple((fam, compile_path(p)) for fam, p in rule.parents)
+        self.parent_families = rule.parent_families
+        self.attrs = tuple((a.name, compile_path(a.path), a.type) for a in rule.attributes)
+        self.content = tuple((c.name, compile_path(c.path), c.shape) for c in rule.content)
+        st = rule.status
+        self.error_get = compile_path(st.error) if st.error else None
+        self.success_get = compile_path(st.success) if st.success else None
+        self.message_get = compile_path(st.message) if st.message else None
+        self.error_type_get = compile_path(st.error_type) if st.error_type else None
+        self.exc_get = compile_path(rule.exception) if rule.exception else None
+        self.metric_names = rule.metrics
+        self.payload_top = frozenset(p for p in rule.payload if "." not in p)
+        self.payload_nested = tuple(tuple(p.split(".")) for p in rule.payload if "." in p)
+        self.spans = True
+        self.logs = True
+        self.log_rate = 1.0
+        self.body_fields: tuple[str, ...] | None = None
+
+
+class OTelHandler:
+    """An llmgine ``ObservabilityHandler`` that turns events into OpenTelemetry telemetry.
+
+    Register it on llmgine's own ``ObservabilityManager`` or on ours; ``configure()`` builds
+    one wired to the providers it sets up.
+    """
+
+    name = "otel"
+
+    def __init__(self, tracer_provider: Any = None, logger_provider: Any = None,
+                 meter_provider: Any = None, config: ObservabilityConfig | None = None,
+                 stats: SelfStats | None = None,
+                 cost: Callable[..., float | None] | None = None) -> None:
+        self.config = config or ObservabilityConfig()
+        self.stats = stats or SelfStats()
+        self._outcomes = self.stats.outcomes
+        self._produced = self.stats.produced
+        self._tracer = trace.get_tracer("llmgine_otel", tracer_provider=tracer_provider)
+        self._logger = None
+        if self.config.emit_logs:
+            from opentelemetry._logs import get_logger
+
+            self._logger = get_logger("llmgine_otel", logger_provider=logger_provider)
+        self._instruments: Instruments | None = None
+        if self.config.emit_metrics and meter_provider is not None:
+            self._instruments = Instruments(meter_provider.get_meter("llmgine_otel"), self.stats)
+        self._capture: CaptureMode = self.config.capture_content
+        self._san = Sanitizer(self.config.max_value_length, redact=self.config.redact)
+        self.table = SpanTable(self.config.max_open_spans, self.config.max_span_age_s,
+                               self._end_evicted)
+        self._cost = cost
+        self._plans: dict[type, _Plan | None] = {}
+        self._rules = {r.event: r for r in MAPPING}
+        self._start_plans = {r.family: _Plan(r) for r in MAPPING if r.action == "start"}
+        self._include = frozenset(self.config.include_events)
+        self._exclude = frozenset(self.config.exclude_events)
+        self._no_log = frozenset(self.config.no_log_events)
+        self._rand = random.Random()
+        self._shut = False
+
+    # -- entry points ----------------------------------------------------------------------
+    def handle(self, event: Any) -> None:
+        """Translate one event. Never raises; a failure is counted as ``rejected``."""
+        plan = self._plans.get(type(event), False)
+        if plan is False:
+            plan = self._plan_for(type(event))
+        if plan is None:  # filtered out: costs one dict look-up
+            return
+        try:
+            _ACTIONS[plan.action](self, plan, event)  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - observability never raises into the bus
+            self._outcomes["rejected"] += 1
+            if self._outcomes["rejected"] == 1:
+                _log.warning("llmgine_otel could not translate a %s event (counted as "
+                             "'rejected'; further failures are counted silently)",
+                             type(event).__name__, exc_info=True)
+
+    async def ahandle(self, event: Any) -> None:
+        """Async form: the work is in-memory, so this just calls :meth:`handle`."""
+        self.handle(event)
+
+    def _plan_for(self, cls: type) -> _Plan | None:
+        names = [c.__name__ for c in cls.__mro__]
+        plan: _Plan | None
+        if (self._include and not self._include.intersection(names)) or \
+                self._exclude.intersection(names):
+            plan = None
+        else:
+            rule = next((self._rules[n] for n in names if n in self._rules), DEFAULT_RULE)
+            plan = _Plan(rule)
+            plan.logs = self._logger is not None and not self._no_log.intersection(names)
+            if rule.action == "chunk" and not self.config.stream_chunk_logs:
+                plan.logs = False
+            rates = self.config.log_sample_rates
+            plan.log_rate = next((rates[n] for n in names if n in rates), 1.0)
+            if dataclasses.is_dataclass(cls):
+                plan.body_fields = tuple(f.name for f in dataclasses.fields(cls))
+        self._plans[cls] = plan
+        return plan
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _now_or(self, event: Any) -> int:
+        ts = event_time_ns(getattr(event, "timestamp", None))
+        if ts is None:
+            self._outcomes["repaired"] += 1
+            return time.time_ns()
+        return ts
+
+    @staticmethod
+    def _session(event: Any) -> str | None:
+        sid = getattr(event, "session_id", None)
+        if sid is None:
+            return None
+        if not isinstance(sid, str):
+            sid = safe_str(sid)
+        return None if sid in _NO_SESSION else sid
+
+    def _key(self, plan: _Plan, event: Any) -> tuple[str, str] | None:
+        raw = plan.key_get(event) if plan.key_get else None
+        if raw is None or raw == "":
+            return None
+        return (plan.family, raw if isinstance(raw, str) else safe_str(raw))
+
+    def _attributes(self, plan: _Plan, event: Any) -> dict[str, Any]:
+        attrs: dict[str, Any] = {}
+        coerce = self._san.attribute
+        for name, get, kind in plan.attrs:
+            v = get(event)
+            if v is None:
+                continue
+            if kind == "str" and v.__class__ is str and len(v) <= 256 and v.isascii():
+                attrs[name] = v
+                continue
+            v = coerce(v, kind)
+            if v is not None:
+                attrs[name] = v
+        if self._capture.on_span:
+            for name, get, shape in plan.content:
+                v = get(event)
+                if v is None:
+                    continue
+                if shape == "messages":
+                    v = to_semconv_messages(v)
+                v = self._san.content(name, v)
+                if v is not None:
+                    attrs[name] = v if isinstance(v, str) else self._san.json(v)
+        return attrs
+
+    def _parent(self, plan: _Plan, event: Any, session: str | None, ts: int
+                ) -> tuple[Context, OpenSpan | None]:
+        """The parent context: explicit ids, a traceparent in metadata, the innermost open
+        span of the session, a synthesized session span, or a new trace."""
+        table = self.table
+        for fam, get in plan.parents:
+            pid = get(event)
+            if pid:
+                entry = table.get((fam, pid if isinstance(pid, str) else safe_str(pid)))
+                if entry is not None:
+                    return trace.set_span_in_context(entry.span, _ROOT), entry
+        remote = self._remote_parent(event)
+        if remote is not None:
+            return remote, None
+        if session is not None and plan.parent_families:
+            entry = table.innermost(session, plan.parent_families)
+            if entry is None and "session" in plan.parent_families:
+                entry = self._synthetic_session(event, session, ts)
+            if entry is not None:
+                return trace.set_span_in_context(entry.span, _ROOT), entry
+        return _ROOT, None
+
+    def _remote_parent(self, event: Any) -> Context | None:
+        for holder in (event, getattr(event, "command", None)):
+            md = getattr(holder, "metadata", None)
+            if isinstance(md, Mapping) and "traceparent" in md:
+                tp = md.get("traceparent")
+                if not isinstance(tp, str):
+                    continue
+                ctx = _PROPAGATOR.extract({"traceparent": tp,
+                                           "tracestate": md.get("tracestate", "")}, _ROOT)
+                if trace.get_current_span(ctx).get_span_context().is_valid:
+                    return ctx
+        return None
+
+    def _synthetic_session(self, event: Any, session: str, ts: int) -> OpenSpan | None:
+        key = ("session", session)
+        if self.table.get(key) is not None:
+            return self.table.get(key)
+        span = self._tracer.start_span(
+            "session", context=self._remote_parent(event) or _ROOT, kind=SpanKind.INTERNAL,
+            attributes={"llmgine.session.id": session, "gen_ai.conversation.id": session,
+                        "llmgine.span.synthetic": True},
+            start_time=ts)
+        entry = OpenSpan(key, span, session, ts, None)
+        if not self.table.add(entry):
+            span.end(ts)
+            self._produced["spans"] += 1
+            return None
+        self._outcomes["synthetic_session"] += 1
+        return entry
+
+    # -- log records -------------------------------------------------------------------------
+    def _emit_log(self, plan: _Plan, event: Any, span: Any, ts: int, error: bool) -> None:
+        if not plan.logs:
+            return
+        if span is not None and not span.get_span_context().trace_flags.sampled and not error:
+            self._outcomes["log_sampled_out"] += 1
+            return
+        if plan.log_rate < 1.0 and not error and self._rand.random() >= plan.log_rate:
+            self._outcomes["log_sampled_out"] += 1
+            return
+        name = type(event).__name__
+        attrs = {"llmgine.event.type": name}
+        sid = getattr(event, "session_id", None)
+        if isinstance(sid, str) and sid:
+            attrs["llmgine.session.id"] = sid
+        self._logger.emit(  # type: ignore[union-attr]
+            timestamp=ts,
+            context=trace.set_span_in_context(span, _ROOT) if span is not None else _ROOT,
+            severity_number=_ERROR_SEV if error else _INFO_SEV,
+            severity_text="ERROR" if error else "INFO",
+            body=self._body(plan, event),
+            attributes=attrs,
+            event_name=name,
+        )
+        self._produced["logs"] += 1
+
+    def _body(self, plan: _Plan, event: Any) -> dict[str, Any]:
+        """The event's fields, safe to serialize, without payload unless captured."""
+        san = self._san
+        full = self._capture.on_event
+        body: dict[str, Any] = {}
+        names = plan.body_fields
+        if names is None:
+            try:
+                names = tuple(k for k in vars(event) if not k.startswith("_"))
+            except TypeError:
+                return {"type": type(event).__name__}
+        generic = plan.rule is DEFAULT_RULE
+        for name in names:
+            try:
+                v = getattr(event, name, None)
+            except Exception:  # noqa: BLE001 - a property that raises
+                self._outcomes["repaired"] += 1
+                continue
+            if v is None:
+                continue
+            if name in _ID_FIELDS:
+                body[name] = v if v.__class__ is str and len(v) <= 256 else san.data(v)
+            elif name in plan.payload_top or (generic and not _structural(v)):
+                if full:
+                    body[name] = san.content(name, v)
+                elif v is not None and not isinstance(v, str | bytes | Mapping | list | tuple):
+                    body[name] = _skeleton(v)
+            else:
+                body[name] = san.data(v, scrub=True)
+        if plan.payload_nested and not full:
+            for path in plan.payload_nested:
+                holder = body.get(path[0])
+                for p in path[1:-1]:
+                    holder = holder.get(p) if isinstance(holder, dict) else None
+                if isinstance(holder, dict):
+                    holder.pop(path[-1], None)
+        return body
+
+    # -- span end ----------------------------------------------------------------------------
+    def _status(self, plan: _Plan, event: Any) -> tuple[str, str] | None:
+        """(error.type, message) when the event says the operation failed, else None."""
+        if plan.error_get is not None:
+            err = plan.error_get(event)
+            if err:
+                et = _error_type(err, plan.error_type_get(event) if plan.error_type_get
+                                 else None)
+                return et, self._san.text(safe_str(err), scrub=True)[:1024]
+            return None
+        if plan.success_get is not None:
+            ok = plan.success_get(event)
+            if ok is False or ok is None and plan.family == "tool":
+                msg = plan.message_get(event) if plan.message_get else None
+                text = self._san.text(safe_str(msg), scrub=True)[:1024] if msg else "failed"
+                return _error_type(msg, None), text
+        return None
+
+    def _finish(self, entry: OpenSpan, plan: _Plan, event: Any, end_ns: int,
+                attrs: dict[str, Any]) -> tuple[str, str] | None:
+        span = entry.span
+        failure = self._status(plan, event)
+        if entry.chunks:
+            attrs.setdefault("llmgine.stream.chunk_count", entry.chunks)
+            attrs.setdefault("gen_ai.response.time_to_first_chunk",
+                             (entry.chunk_first_ns - entry.start_ns) / 1e9)
+            if entry.chunks > 1:
+                attrs["llmgine.stream.chunk_interval.mean"] = (
+                    (entry.chunk_last_ns - entry.chunk_first_ns) / (entry.chunks - 1) / 1e9)
+                attrs["llmgine.stream.chunk_interval.max"] = entry.chunk_gap_max_ns / 1e9
+        if "llmgine.cost.usd" in plan.rule.derived and self._cost is not None:
+            cost = self._estimate_cost(entry, attrs)
+            if cost is not None:
+                attrs["llmgine.cost.usd"] = cost
+        if failure is not None:
+            attrs["error.type"] = failure[0]
+            span.set_status(Status(StatusCode.ERROR, failure[1]))
+        if attrs:
+            span.set_attributes(attrs)
+        span.end(max(end_ns, entry.start_ns))
+        self._produced["spans"] += 1
+        if plan.metric_names and self._instruments is not None:
+            self._record_metrics(plan, entry, end_ns, attrs, failure)
+        return failure
+
+    def _estimate_cost(self, entry: OpenSpan, attrs: dict[str, Any]) -> float | None:
+        ma = entry.metric_attrs or {}
+        try:
+            return self._cost(  # type: ignore[misc]
+                ma.get("gen_ai.provider.name"),
+                attrs.get("gen_ai.response.model") or ma.get("gen_ai.request.model"),
+                attrs.get("gen_ai.usage.input_tokens"), attrs.get("gen_ai.usage.output_tokens"),
+                attrs.get("gen_ai.usage.cache_read.input_tokens"),
+                attrs.get("gen_ai.usage.cache_creation.input_tokens"),
+                attrs.get("gen_ai.usage.reasoning.output_tokens"))
+        except Exception:  # noqa: BLE001 - a price lookup never breaks telemetry
+            self._outcomes["cost_failed"] += 1
+            return None
+
+    def _record_metrics(self, plan: _Plan, entry: OpenSpan, end_ns: int,
+                        attrs: dict[str, Any], failure: tuple[str, str] | None) -> None:
+        ins = self._instruments
+        assert ins is not None
+        ma = dict(entry.metric_attrs or {})
+        if failure is not None:
+            ma["error.type"] = failure[0]
+        seconds = max(end_ns - entry.start_ns, 0) / 1e9
+        for metric in plan.metric_names:
+            if metric == "gen_ai.client.operation.duration":
+                if attrs.get("gen_ai.response.model"):
+                    ma["gen_ai.response.model"] = attrs["gen_ai.response.model"]
+                ins.operation_duration.record(seconds, ma)
+            elif metric == "gen_ai.client.token.usage":
+                base = {k: v for k, v in ma.items() if k != "error.type"}
+                for attr, ttype in (("gen_ai.usage.input_tokens", "input"),
+                                    ("gen_ai.usage.output_tokens", "output")):
+                    n = attrs.get(attr)
+                    if isinstance(n, int) and n >= 0:
+                        ins.token_usage.record(n, {**base, "gen_ai.token.type": ttype})
+                cost = attrs.get("llmgine.cost.usd")
+                if isinstance(cost, float):
+                    ins.cost.add(cost, base)
+            elif metric == "gen_ai.client.operation.time_to_first_chunk":
+                ttfc = attrs.get("gen_ai.response.time_to_first_chunk")
+                if isinstance(ttfc, float):
+                    ins.time_to_first_chunk.record(ttfc, ma)
+            elif metric == "llmgine.command.duration":
+                ins.command_duration.record(seconds, ma)
+            elif metric == "gen_ai.execute_tool.duration":
+                ins.tool_duration.record(seconds, ma)
+
+    def _end_evicted(self, entry: OpenSpan, reason: str) -> None:
+        """A span that never got its end event: ERROR with ``llmgine.span.end_reason``."""
+        span = entry.span
+        span.set_attribute("llmgine.span.end_reason", reason)
+        span.set_status(Status(StatusCode.ERROR, f"span not ended by its event ({reason})"))
+        span.end(max(time.time_ns(), entry.start_ns))
+        self._produced["spans"] += 1
+        self._outcomes[reason] += 1
+
+    def end_open_spans(self, reason: str = "ended_at_shutdown") -> int:
+        """End every open span (ERROR, ``llmgine.span.end_reason``); used at shutdown."""
+        entries = self.table.drain()
+        for entry in entries:
+            try:
+                self._end_evicted(entry, reason)
+            except Exception:  # noqa: BLE001
+                self._outcomes["rejected"] += 1
+        return len(entries)
+
+    def _metric_attrs(self, plan: _Plan, attrs: dict[str, Any]) -> dict[str, Any] | None:
+        if not plan.rule.metrics and plan.family not in ("llm", "command", "tool"):
+            return None
+        keep = _METRIC_KEYS.get(plan.family, ())
+        return {k: attrs[k] for k in keep if k in attrs}
+
+    # -- actions -----------------------------------------------------------------------------
+    def _do_start(self, plan: _Plan, event: Any) -> None:
+        ts = self._now_or(event)
+        session = self._session(event)
+        key = self._key(plan, event)
+        if key is None:
+            self._outcomes["rejected"] += 1
+            self._emit_log(plan, event, None, ts, False)
+            return
+        if plan.family == "session":
+            if session is None:
+                session = key[1]
+            existing = self.table.get(key)
+            if existing is not None:
+                self._outcomes["duplicate_start"] += 1
+                self._emit_log(plan, event, existing.span, ts, False)
+                return
+            ctx, parent = self._remote_parent(event) or _ROOT, None
+        else:
+            if self.table.get(key) is not None or self.table.was_ended(key):
+                self._outcomes["duplicate_start" if self.table.get(key) else "late_start"] += 1
+                self._emit_log(plan, event, None, ts, False)
+                return
+            ctx, parent = self._parent(plan, event, session, ts)
+        attrs = self._attributes(plan, event)
+        name = plan.name_get(event) if plan.name_get else plan.family
+        span = self._tracer.start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
+                                       start_time=ts)
+        entry = OpenSpan(key, span, session, ts, self._metric_attrs(plan, attrs))
+        if not self.table.add(entry):  # lost a race with a duplicate start
+            self._outcomes["duplicate_start"] += 1
+            span.end(ts)
+            self._produced["spans"] += 1
+        self._emit_log(plan, event, span, ts, False)
+
+    def _do_end(self, plan: _Plan, event: Any) -> None:
+        ts = self._now_or(event)
+        key = self._key(plan, event)
+        if key is None:
+            self._outcomes["rejected"] += 1
+            self._emit_log(plan, event, None, ts, self._status(plan, event) is not None)
+            return
+        entry, ended_before = self.table.pop(key)
+        if entry is None:
+            if ended_before:
+                self._outcomes["duplicate_end"] += 1
+                self._emit_log(plan, event, None, ts, False)
+                return
+            self._outcomes["end_without_start"] += 1
+            entry = self._span_from_end(plan, event, key, ts)
+        failure = self._finish(entry, plan, event, ts, self._attributes(plan, event))
+        self._emit_log(plan, event, entry.span, ts, failure is not None)
+
+    def _span_from_end(self, plan: _Plan, event: Any, key: tuple[str, str], ts: int
+                       ) -> OpenSpan:
+        """An end whose start never came: a span from the end event alone."""
+        start = self._hinted_start(event, ts)
+        session = self._session(event)
+        sp = self._start_plans.get(plan.family, plan)
+        if plan.family == "session":
+            ctx, _ = self._remote_parent(event) or _ROOT, None
+        else:
+            ctx, _ = self._parent(sp, event, session, start)
+        span = self._tracer.start_span(
+            f"{plan.family} (start missing)" if plan.family != "session" else "session",
+            context=ctx, kind=sp.kind, start_time=start,
+            attributes={"llmgine.span.missing_start": True})
+        return OpenSpan(key, span, session, start, None)
+
+    @staticmethod
+    def _hinted_start(event: Any, ts: int) -> int:
+        md = getattr(event, "metadata", None)
+        if isinstance(md, Mapping):
+            hinted = event_time_ns(md.get("llmgine.start_time"))
+            if hinted is not None and hinted <= ts:
+                return hinted
+        return ts
+
+    def _do_instant(self, plan: _Plan, event: Any) -> None:
+        ts = self._now_or(event)
+        session = self._session(event)
+        key = self._key(plan, event)
+        if key is not None and self.table.was_ended(key):
+            self._outcomes["duplicate_end"] += 1
+            self._emit_log(plan, event, None, ts, False)
+            return
+        start = self._hinted_start(event, ts)
+        ctx, _ = self._parent(plan, event, session, start)
+        attrs = self._attributes(plan, event)
+        name = plan.name_get(event) if plan.name_get else plan.family
+        span = self._tracer.start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
+                                       start_time=start)
+        entry = OpenSpan(key or (plan.family, ""), span, session, start,
+                         self._metric_attrs(plan, attrs))
+        if key is not None:
+            self.table.mark_ended(key)
+        failure = self._finish(entry, plan, event, ts, {})
+        self._emit_log(plan, event, span, ts, failure is not None)
+
+    def _do_exception(self, plan: _Plan, event: Any) -> None:
+        ts = self._now_or(event)
+        session = self._session(event)
+        target: OpenSpan | None = None
+        for fam, get in plan.parents:
+            pid = get(event)
+            if pid:
+                target = self.table.get((fam, pid if isinstance(pid, str) else safe_str(pid)))
+                if target is not None:
+                    break
+        if target is None and session is not None:
+            target = self.table.innermost(session, plan.parent_families)
+        exc = plan.exc_get(event) if plan.exc_get else None
+        span = target.span if target is not None else None
+        if span is not None:
+            attrs = _exception_attributes(exc, self._san)
+            attrs.update(self._attributes(plan, event))
+            span.add_event("exception", attrs, timestamp=ts)
+        else:
+            self._outcomes["exception_without_span"] += 1
+        self._emit_log(plan, event, span, ts, True)
+
+    def _do_chunk(self, plan: _Plan, event: Any) -> None:
+        ts = self._now_or(event)
+        key = self._key(plan, event)
+        entry = self.table.get(key) if key is not None else None
+        if entry is None:
+            self._outcomes["chunk_without_span"] += 1
+        else:
+            if entry.chunks == 0:
+                entry.chunk_first_ns = ts
+            else:
+                gap = ts - entry.chunk_last_ns
+                if gap > entry.chunk_gap_max_ns:
+                    entry.chunk_gap_max_ns = gap
+            entry.chunk_last_ns = ts
+            entry.chunks += 1
+        self._emit_log(plan, event, entry.span if entry else None, ts, False)
+
+    def _do_log(self, plan: _Plan, event: Any) -> None:
+        ts = self._now_or(event)
+        session = self._session(event)
+        entry = self.table.get(("session", session)) if session is not None else None
+        self._emit_log(plan, event, entry.span if entry else None, ts, False)
+
+
+_METRIC_KEYS = {
+    "llm": ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+            "server.address", "server.port"),
+    "command": ("llmgine.command.type",),
+    "tool": ("gen_ai.operation.name", "gen_ai.tool.name"),
+}
+
+_ACTIONS: dict[str, Callable[[OTelHandler, _Plan, Any], None]] = {
+    "start": OTelHandler._do_start,
+    "end": OTelHandler._do_end,
+    "instant": OTelHandler._do_instant,
+    "exception": OTelHandler._do_exception,
+    "chunk": OTelHandler._do_chunk,
+    "log": OTelHandler._do_log,
+}
+
+from opentelemetry._logs import SeverityNumber  # noqa: E402
+
+_INFO_SEV = SeverityNumber.INFO
+_ERROR_SEV = SeverityNumber.ERROR
+
+
+def _structural(value: Any) -> bool:
+    """Values an unknown event may keep without content capture: no free text."""
+    return value is None or isinstance(value, bool | int | float)
+
+
+def _skeleton(value: Any) -> dict[str, Any]:
+    """A payload object without its content: its type and id fields."""
+    out: dict[str, Any] = {"type": type(value).__name__}
+    for name in ("command_id", "event_id", "session_id", "success"):
+        v = getattr(value, name, None)
+        if isinstance(v, str | bool):
+            out[name] = v[:256] if isinstance(v, str) else v
+    return out
+
+
+def _exception_attributes(exc: Any, san: Sanitizer) -> dict[str, Any]:
+    """Semconv ``exception.*`` attributes, built without trusting ``str(exc)``."""
+    if isinstance(exc, BaseException):
+        attrs = {"exception.type": type(exc).__qualname__,
+                 "exception.message": san.text(safe_str(exc), scrub=True)}
+        try:
+            stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            attrs["exception.stacktrace"] = san.text(stack, scrub=True)
+        except Exception:  # noqa: BLE001 - str() of the exception may raise inside
+            pass
+        return attrs
+    text = safe_str(exc) if exc is not None else "unknown error"
+    return {"exception.type": _error_type(text, None),
+            "exception.message": san.text(text, scrub=True)}
