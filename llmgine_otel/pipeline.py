@@ -284,8 +284,10 @@ class SessionSampler(Sampler):
 
     def __init__(self, rate: float, pressure: Callable[[], float] | None = None, *,
                  high_water: float = 0.8, low_water: float = 0.5, min_factor: float = 0.05,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 stats: SelfStats | None = None) -> None:
         self._pressure = pressure
+        self.stats = stats
         self.high_water = high_water
         self.low_water = low_water
         self.min_factor = min_factor
@@ -323,10 +325,14 @@ class SessionSampler(Sampler):
                       ) -> SamplingResult:
         if self._pressure is not None:
             self._adjust()
-        bound = round(self._rate * self.factor * (_TRACE_ID_LIMIT + 1))
-        decision = (Decision.RECORD_AND_SAMPLE if (trace_id & _TRACE_ID_LIMIT) < bound
-                    else Decision.DROP)
-        return SamplingResult(decision, None, trace_state)
+        scale = _TRACE_ID_LIMIT + 1
+        low = trace_id & _TRACE_ID_LIMIT
+        if low < round(self._rate * self.factor * scale):
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, None, trace_state)
+        if self.factor < 1.0 and self.stats is not None and low < round(self._rate * scale):
+            # Kept by the configured rate, dropped only because the queue is under pressure.
+            self.stats.drop("sessions", "adaptive_sampling")
+        return SamplingResult(Decision.DROP, None, trace_state)
 
     def get_description(self) -> str:
         return f"SessionSampler{{rate={self._rate}, factor={self.factor}}}"

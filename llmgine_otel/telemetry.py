@@ -117,7 +117,8 @@ class Telemetry:
             self.session_sampler: SessionSampler | None = None
             return _get_from_env_or_default()
         pressure = self._pressure if self.config.back_pressure_strategy == "adaptive" else None
-        self.session_sampler = SessionSampler(self.config.sample_rate, pressure)
+        self.session_sampler = SessionSampler(self.config.sample_rate, pressure,
+                                              stats=self.stats)
         return ParentBased(root=self.session_sampler)
 
     def _pressure(self) -> float:
@@ -262,8 +263,28 @@ class Telemetry:
     def _atexit(self) -> None:
         try:
             self.shutdown()
+        except RuntimeError:
+            # Python 3.12 forbids new threads at exit ("can't create new thread at
+            # interpreter shutdown"), which shutdown() uses: stop on this thread instead.
+            try:
+                self._shutdown_on_this_thread()
+            except Exception:  # noqa: BLE001 - never fail interpreter exit
+                pass
         except Exception:  # noqa: BLE001 - never fail interpreter exit
             pass
+
+    def _shutdown_on_this_thread(self) -> None:
+        """Thread-free shutdown for interpreter exit, bounded by the SDK's own worker join."""
+        deadline = time.monotonic() + self.config.shutdown_timeout_s
+        self.handler.end_open_spans()
+        for p in (*self.span_processors, *self.log_processors):
+            left = max(0.05, deadline - time.monotonic())
+            p._batch_processor.shutdown(timeout_millis=left * 1000)
+        if self.meter_provider is not None:
+            self._stop_metrics(max(0.05, deadline - time.monotonic()))
+        writer = getattr(self, "_file_writer", None)
+        if writer is not None:
+            writer.close()
 
     def _after_fork(self) -> None:
         """In a forked child: forget the parent's open spans and counts (the SDK clears
