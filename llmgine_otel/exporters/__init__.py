@@ -1,0 +1,1 @@
+"""Exporters: local OTLP-JSON files and a one-line console summary."""

@@ -1,0 +1,1 @@
+"""Tests of local telemetry files: codec, writer, exporters, reader, console summary, replay."""
