@@ -87,6 +87,9 @@ ENV_VARS: dict[str, str] = {
     "LLMGINE_OTEL_NO_LOG_EVENTS": "no_log_events",
     "LLMGINE_OTEL_LOG_SAMPLE_RATES": "log_sample_rates",
     "LLMGINE_OTEL_STREAM_CHUNK_LOGS": "stream_chunk_logs",
+    "LLMGINE_OTEL_FILE_MAX_BYTES": "file_max_bytes",
+    "LLMGINE_OTEL_FILE_MAX_AGE": "file_max_age_s",
+    "LLMGINE_OTEL_FILE_BACKUPS": "file_backups",
 }
 
 
@@ -130,10 +133,21 @@ class ObservabilityConfig:
     """Per event type share of log records kept (errors are always kept)."""
     stream_chunk_logs: bool = False
     """Emit one log record per streamed chunk (off: chunks are folded into the LLM span)."""
+    file_max_bytes: int = 64 * 1024 * 1024
+    """Embedded default: the local file rotates at this size (rotated files are gzipped)."""
+    file_max_age_s: float = 86_400.0
+    """Embedded default: ... or at this age."""
+    file_backups: int = 10
+    """Embedded default: rotated files kept."""
     redact: RedactHook | None = None
     resource_attributes: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Keyword arguments may use the environment spellings ("SPAN_ONLY", "true", True).
+        if isinstance(self.capture_content, str | bool):
+            raw = self.capture_content
+            object.__setattr__(self, "capture_content", CaptureMode.parse(
+                str(raw), _label("capture_content")))
         _check(self)
 
     @classmethod
@@ -147,6 +161,10 @@ class ObservabilityConfig:
             if raw is None or raw.strip() == "":
                 continue
             values[name] = _PARSERS[name](var, raw)
+        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+        if unknown:
+            allowed = ", ".join(f.name for f in fields(cls))
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; allowed: {allowed}")
         values.update(overrides)
         return cls(**values)
 
@@ -239,6 +257,9 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "no_log_events": _parse_names,
     "log_sample_rates": _parse_rates,
     "stream_chunk_logs": _parse_bool,
+    "file_max_bytes": _parse_int,
+    "file_max_age_s": _parse_float,
+    "file_backups": _parse_int,
 }
 
 _FIELD_TO_ENV = {name: var for var, name in ENV_VARS.items()}
@@ -259,7 +280,7 @@ def _check(c: ObservabilityConfig) -> None:
         if not isinstance(getattr(c, name), bool):
             raise bad(name, getattr(c, name), "true or false")
     for name, low in (("queue_size", 1), ("num_workers", 1), ("max_value_length", 64),
-                      ("max_open_spans", 1)):
+                      ("max_open_spans", 1), ("file_max_bytes", 1024), ("file_backups", 0)):
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise bad(name, v, f"a whole number >= {low}")
@@ -269,10 +290,12 @@ def _check(c: ObservabilityConfig) -> None:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v <= 1.0:
             raise bad(name, v, "a number between 0.0 and 1.0")
-    for name in ("max_span_age_s", "shutdown_timeout_s"):
+    for name in ("max_span_age_s", "shutdown_timeout_s", "file_max_age_s"):
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
             raise bad(name, v, "a number of seconds > 0")
+    if c.shutdown_timeout_s == float("inf"):  # a bound is the point (and join(inf) raises)
+        raise bad("shutdown_timeout_s", c.shutdown_timeout_s, "a finite number of seconds > 0")
     if c.back_pressure_strategy not in BACK_PRESSURE_STRATEGIES:
         raise bad("back_pressure_strategy", c.back_pressure_strategy,
                   ", ".join(BACK_PRESSURE_STRATEGIES))

@@ -52,13 +52,14 @@ class ShutdownReport:
 
     seconds: float
     completed: bool
+    """Everything was delivered and every worker stopped within the bound."""
     undelivered: dict[str, int] = field(default_factory=dict)
     open_spans_ended: int = 0
 
     def __str__(self) -> str:
         lost = ", ".join(f"{n} {s}" for s, n in self.undelivered.items() if n) or "nothing"
         return (f"llmgine-otel shutdown in {self.seconds:.2f}s: "
-                f"{'complete' if self.completed else 'timed out'}; undelivered: {lost}")
+                f"{'complete' if self.completed else 'incomplete'}; undelivered: {lost}")
 
 
 class Telemetry:
@@ -94,10 +95,12 @@ class Telemetry:
                 readers.append(PeriodicExportingMetricReader(exporter))
             self.meter_provider = MeterProvider(resource=self.resource, metric_readers=readers,
                                                 views=histogram_views(), shutdown_on_exit=False)
-        for sp in self.span_processors:
-            self.stats.queue_size.setdefault("spans", sp.queue_length)
-        for lp in self.log_processors:
-            self.stats.queue_size.setdefault("logs", lp.queue_length)
+        # Every shard's queue, not only the first one's.
+        self.stats.queue_size["spans"] = lambda: sum(
+            p.queue_length() for p in self.span_processors)
+        if self.log_processors:
+            self.stats.queue_size["logs"] = lambda: sum(
+                p.queue_length() for p in self.log_processors)
         self.handler = OTelHandler(self.tracer_provider, self.logger_provider,
                                    self.meter_provider, config, self.stats, cost=_cost_fn())
         self.manager = ObservabilityManager(self.stats)
@@ -154,7 +157,10 @@ class Telemetry:
         if not hasattr(self, "_file_writer"):
             from llmgine_otel.exporters.file import RotatingJsonlWriter
 
-            self._file_writer = RotatingJsonlWriter(self.config.output_dir)
+            c = self.config
+            self._file_writer = RotatingJsonlWriter(
+                c.output_dir, max_bytes=c.file_max_bytes, max_age_s=c.file_max_age_s,
+                max_backups=c.file_backups)
         return self._file_writer
 
     def _span_exporter(self) -> Any:
@@ -238,10 +244,16 @@ class Telemetry:
                 threads.append(mt)
             for t in threads:
                 t.join(max(0.0, timeout - (time.monotonic() - t0)))
+            left = 0
             for key, n in results.items():
-                sig = key.split(":")[0]
-                undelivered[sig] = undelivered.get(sig, 0) + n
-            completed = all(not t.is_alive() for t in threads) and not any(undelivered.values())
+                left += n
+                undelivered.setdefault(key.split(":")[0], 0)
+            # Everything produced but not exported: still queued at the deadline, failed
+            # exports (e.g. endpoint refusing connections), queue overflow.
+            for sig in undelivered:
+                undelivered[sig] = self.stats.dropped_total(sig)
+            completed = (all(not t.is_alive() for t in threads) and not left
+                         and not any(undelivered.values()))
             writer = getattr(self, "_file_writer", None)
             if writer is not None:
                 try:
@@ -250,7 +262,7 @@ class Telemetry:
                     completed = False
             report = ShutdownReport(time.monotonic() - t0, completed, undelivered, ended)
             self._shutdown_report = report
-            if not completed:
+            if not completed or any(undelivered.values()):
                 _log.warning("%s", report)
             return report
 
