@@ -57,7 +57,8 @@ class SelfStats:
             self.dropped[(signal, reason)] += n
 
     def dropped_total(self, signal: str) -> int:
-        return sum(n for (sig, _), n in self.dropped.items() if sig == signal)
+        with self.lock:  # export threads may still be counting
+            return sum(n for (sig, _), n in self.dropped.items() if sig == signal)
 
     def snapshot(self) -> dict[str, Any]:
         """A plain copy of every counter (for tests, doctor and shutdown reports)."""

@@ -46,21 +46,24 @@ class _Counting:
         self.stats = stats
         self.signal = signal
         self.in_flight = 0
+        self.abandoned = False
+        """Set when a bounded shutdown already counted the in-flight batch as dropped."""
         self.failures = 0
         self.last_error: str | None = None
 
     def _export(self, batch: Sequence[Any], success: Any) -> bool:
         n = len(batch)
         self.in_flight = n
+        ok = False
         try:
             ok = self.inner.export(batch) == success
         except Exception as exc:  # noqa: BLE001 - an exporter bug must not kill the worker
-            ok = False
             self.last_error = f"{type(exc).__name__}: {exc}"
-        finally:
-            self.in_flight = 0
         with self.stats.lock:
-            if ok:
+            self.in_flight = 0
+            if self.abandoned:  # counted as shutdown_timeout already: never count twice
+                self.abandoned = False
+            elif ok:
                 self.stats.exported[self.signal] += n
             else:
                 self.failures += 1
@@ -143,6 +146,7 @@ class _Managed:
         bp = self._batch_processor
         self._queue = bp._queue
         self.max_queue_size: int = bp._max_queue_size
+        self._admit_lock = threading.Lock()
 
     def queue_length(self) -> int:
         return len(self._queue)
@@ -150,6 +154,15 @@ class _Managed:
     def fill(self) -> float:
         """How full the export queue is, 0.0 to 1.0 (drives the adaptive strategy)."""
         return len(self._queue) / self.max_queue_size
+
+    def _offer(self, emit: Callable[[Any], Any], item: Any) -> None:
+        """Add ``item`` through ``emit`` (the SDK's), making room by the strategy first.
+
+        Producers take turns (the lock), so the SDK's deque never evicts silently; the
+        exporter thread only takes items out, so a drop is counted only when one was made."""
+        with self._admit_lock:
+            if self._admit():
+                emit(item)
 
     def _admit(self) -> bool:
         """Account for a full queue before an item is added; False drops the new item."""
@@ -161,6 +174,10 @@ class _Managed:
             if self.strategy == "drop_newest":
                 self.stats.drop(self.signal, "queue_full_drop_newest")
                 return False
+            try:
+                self._queue.pop()  # the oldest item (the SDK appends on the left)
+            except IndexError:  # the exporter thread just took everything: no drop
+                return True
             self.stats.drop(self.signal, "queue_full_drop_oldest")
         return True
 
@@ -175,10 +192,14 @@ class _Managed:
                              name=f"llmgine-otel-shutdown-{self.signal}")
         t.start()
         t.join(timeout_s)
-        left = self.undelivered()
-        if left:
-            self.stats.drop(self.signal, "shutdown_timeout", left)
-            self._queue.clear()
+        with self.stats.lock:  # the same lock _Counting._export counts under
+            in_flight = self.counting.in_flight
+            if in_flight:
+                self.counting.abandoned = True
+            left = len(self._queue) + in_flight
+            if left:
+                self.stats.dropped[(self.signal, "shutdown_timeout")] += left
+                self._queue.clear()
         return left
 
     def bounded_flush(self, timeout_s: float) -> bool:
@@ -202,14 +223,16 @@ class ManagedSpanProcessor(_Managed, BatchSpanProcessor):
 
     def __init__(self, exporter: CountingSpanExporter, stats: SelfStats, *,
                  max_queue_size: int, strategy: str = "drop_oldest", **kwargs: Any) -> None:
+        # The SDK refuses a batch larger than the queue (default batch 512): cap it.
+        kwargs.setdefault("max_export_batch_size", min(
+            BatchSpanProcessor._default_max_export_batch_size(), max_queue_size))
         BatchSpanProcessor.__init__(self, exporter, max_queue_size=max_queue_size, **kwargs)
         self._setup(stats, strategy, exporter)
 
     def on_end(self, span: ReadableSpan) -> None:
         if not span.context.trace_flags.sampled:
             return
-        if self._admit():
-            self._batch_processor.emit(span)
+        self._offer(self._batch_processor.emit, span)
 
     def shutdown(self) -> None:
         self._batch_processor.shutdown()
@@ -222,12 +245,13 @@ class ManagedLogProcessor(_Managed, BatchLogRecordProcessor):
 
     def __init__(self, exporter: CountingLogExporter, stats: SelfStats, *,
                  max_queue_size: int, strategy: str = "drop_oldest", **kwargs: Any) -> None:
+        kwargs.setdefault("max_export_batch_size", min(
+            BatchLogRecordProcessor._default_max_export_batch_size(), max_queue_size))
         BatchLogRecordProcessor.__init__(self, exporter, max_queue_size=max_queue_size, **kwargs)
         self._setup(stats, strategy, exporter)
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        if self._admit():
-            BatchLogRecordProcessor.on_emit(self, log_record)
+        self._offer(lambda r: BatchLogRecordProcessor.on_emit(self, r), log_record)
 
 
 class ShardedSpanProcessor(SpanProcessor):
@@ -328,7 +352,8 @@ class SessionSampler(Sampler):
         scale = _TRACE_ID_LIMIT + 1
         low = trace_id & _TRACE_ID_LIMIT
         if low < round(self._rate * self.factor * scale):
-            return SamplingResult(Decision.RECORD_AND_SAMPLE, None, trace_state)
+            # The SDK starts the span with the sampler's attributes: pass them through.
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, trace_state)
         if self.factor < 1.0 and self.stats is not None and low < round(self._rate * scale):
             # Kept by the configured rate, dropped only because the queue is under pressure.
             self.stats.drop("sessions", "adaptive_sampling")

@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from llmgine_otel.config import CaptureMode, ObservabilityConfig
-from llmgine_otel.content import Sanitizer, safe_str, to_semconv_messages
+from llmgine_otel.content import Sanitizer, safe_str, to_semconv_messages, valid_utf8
 from llmgine_otel.mapping import DEFAULT_RULE, MAPPING, Rule
 from llmgine_otel.metrics import Instruments, SelfStats
 from llmgine_otel.spans import OpenSpan, SpanTable
@@ -103,7 +103,8 @@ def compile_name(template: str) -> Callable[[Any], str]:
             else:
                 v = p(e)
                 out.append(v if isinstance(v, str) else ("" if v is None else safe_str(v)))
-        return "".join(out).strip()[:256] or template.split(" ")[0]
+        # valid UTF-8: a lone surrogate in a name fails the whole export batch
+        return valid_utf8("".join(out).strip()[:256]) or template.split(" ")[0]
 
     return render
 
@@ -118,25 +119,31 @@ def event_time_ns(value: Any) -> int | None:
     if isinstance(value, str):
         try:
             dt = datetime.fromisoformat(value)
-        except ValueError:
+            if dt.tzinfo is not None:
+                out = int(dt.timestamp() * 1_000_000) * 1000
+            else:
+                local_us = (dt - _EPOCH) // _ONE_US
+                key = value[:13]  # local offset only changes on the hour (DST)
+                off = _offsets.get(key)
+                if off is None:
+                    if len(_offsets) > 4096:
+                        _offsets.clear()
+                    off = _offsets[key] = round(dt.timestamp() * 1_000_000) - local_us
+                out = (local_us + off) * 1000
+        except (ValueError, OverflowError, OSError):  # e.g. year 1: "year 0 is out of range"
             return None
-        if dt.tzinfo is not None:
-            return int(dt.timestamp() * 1_000_000) * 1000
-        local_us = (dt - _EPOCH) // _ONE_US
-        key = value[:13]  # local offset only changes on the hour (DST)
-        off = _offsets.get(key)
-        if off is None:
-            if len(_offsets) > 4096:
-                _offsets.clear()
-            off = _offsets[key] = round(dt.timestamp() * 1_000_000) - local_us
-        return (local_us + off) * 1000
+        # OTLP times are unsigned 64-bit: anything before 1970 or past 2262 is unusable.
+        return out if 0 < out < _MAX_NS else None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if value > 1e17:  # already ns
-        return int(value)
+        return int(value) if value < _MAX_NS else None
     if value > 0:
-        return int(value * 1e9)
+        return int(value * 1e9) if value * 1e9 < _MAX_NS else None
     return None
+
+
+_MAX_NS = 2**63
 
 
 _ONE_US = datetime(1970, 1, 1, 0, 0, 0, 1) - _EPOCH
@@ -144,7 +151,7 @@ _ONE_US = datetime(1970, 1, 1, 0, 0, 0, 1) - _EPOCH
 
 def _error_type(error: Any, explicit: Any) -> str:
     if isinstance(explicit, str) and explicit:
-        return explicit[:128]
+        return valid_utf8(explicit[:128])
     if isinstance(error, BaseException):
         return type(error).__qualname__
     if isinstance(error, str):
@@ -157,10 +164,10 @@ def _error_type(error: Any, explicit: Any) -> str:
 class _Plan:
     """One compiled rule: getters resolved, flags decided, the action bound."""
 
-    __slots__ = ("action", "attrs", "body_fields", "content", "error_get", "error_type_get",
-                 "exc_get", "family", "kind", "key_get", "log_rate", "logs", "message_get",
-                 "metric_names", "name_get", "parent_families", "parents", "payload_nested",
-                 "payload_top", "rule", "spans", "success_get")
+    __slots__ = ("action", "attrs", "body_fields", "content", "content_keys", "error_get",
+                 "error_type_get", "exc_get", "family", "key_get", "kind", "log_rate", "logs",
+                 "message_get", "metric_names", "name_get", "parent_families", "parents",
+                 "payload_nested", "payload_top", "rule", "spans", "success_get")
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
@@ -173,6 +180,8 @@ class _Plan:
         self.parent_families = rule.parent_families
         self.attrs = tuple((a.name, compile_path(a.path), a.type) for a in rule.attributes)
         self.content = tuple((c.name, compile_path(c.path), c.shape) for c in rule.content)
+        # The redaction hook sees the same key (the attribute name) on spans and log bodies.
+        self.content_keys = {c.path: c.name for c in rule.content}
         st = rule.status
         self.error_get = compile_path(st.error) if st.error else None
         self.success_get = compile_path(st.success) if st.success else None
@@ -238,6 +247,9 @@ class OTelHandler:
             return
         try:
             _ACTIONS[plan.action](self, plan, event)  # type: ignore[union-attr]
+            if self._san.repairs:  # the sanitizer's count -> the documented outcome
+                self._outcomes["repaired"] += self._san.repairs
+                self._san.repairs = 0
         except Exception:  # noqa: BLE001 - observability never raises into the bus
             self._outcomes["rejected"] += 1
             if self._outcomes["rejected"] == 1:
@@ -357,14 +369,15 @@ class OTelHandler:
             return self.table.get(key)
         span = self._tracer.start_span(
             "session", context=self._remote_parent(event) or _ROOT, kind=SpanKind.INTERNAL,
-            attributes={"llmgine.session.id": session, "gen_ai.conversation.id": session,
+            attributes={"llmgine.session.id": self._san.attribute(session, "str"),
+                        "gen_ai.conversation.id": self._san.attribute(session, "str"),
                         "llmgine.span.synthetic": True},
             start_time=ts)
         entry = OpenSpan(key, span, session, ts, None)
         if not self.table.add(entry):
-            span.end(ts)
-            self._produced["spans"] += 1
-            return None
+            # Another thread synthesized it first: use theirs, so the session stays one
+            # trace. Ours is never ended, hence never exported.
+            return self.table.get(key)
         self._outcomes["synthetic_session"] += 1
         return entry
 
@@ -382,7 +395,8 @@ class OTelHandler:
         attrs = {"llmgine.event.type": name}
         sid = getattr(event, "session_id", None)
         if isinstance(sid, str) and sid:
-            attrs["llmgine.session.id"] = sid
+            attrs["llmgine.session.id"] = sid if len(sid) <= 256 and sid.isascii() \
+                else self._san.attribute(sid, "str")
         self._logger.emit(  # type: ignore[union-attr]
             timestamp=ts,
             context=trace.set_span_in_context(span, _ROOT) if span is not None else _ROOT,
@@ -415,10 +429,11 @@ class OTelHandler:
             if v is None:
                 continue
             if name in _ID_FIELDS:
-                body[name] = v if v.__class__ is str and len(v) <= 256 else san.data(v)
+                body[name] = v if v.__class__ is str and len(v) <= 256 and v.isascii() \
+                    else san.data(v)
             elif name in plan.payload_top or (generic and not _structural(v)):
                 if full:
-                    body[name] = san.content(name, v)
+                    body[name] = san.content(plan.content_keys.get(name, name), v)
                 elif v is not None and not isinstance(v, str | bytes | Mapping | list | tuple):
                     body[name] = _skeleton(v)
             else:
@@ -472,7 +487,8 @@ class OTelHandler:
         if attrs:
             span.set_attributes(attrs)
         span.end(max(end_ns, entry.start_ns))
-        self._produced["spans"] += 1
+        if span.get_span_context().trace_flags.sampled:  # what the export pipeline sees
+            self._produced["spans"] += 1
         if plan.metric_names and self._instruments is not None:
             self._record_metrics(plan, entry, end_ns, attrs, failure)
         return failure
@@ -529,7 +545,8 @@ class OTelHandler:
         span.set_attribute("llmgine.span.end_reason", reason)
         span.set_status(Status(StatusCode.ERROR, f"span not ended by its event ({reason})"))
         span.end(max(time.time_ns(), entry.start_ns))
-        self._produced["spans"] += 1
+        if span.get_span_context().trace_flags.sampled:
+            self._produced["spans"] += 1
         self._outcomes[reason] += 1
 
     def end_open_spans(self, reason: str = "ended_at_shutdown") -> int:
@@ -577,10 +594,10 @@ class OTelHandler:
         span = self._tracer.start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
                                        start_time=ts)
         entry = OpenSpan(key, span, session, ts, self._metric_attrs(plan, attrs))
-        if not self.table.add(entry):  # lost a race with a duplicate start
+        if not self.table.add(entry):  # lost a race with a duplicate start: first wins
             self._outcomes["duplicate_start"] += 1
-            span.end(ts)
-            self._produced["spans"] += 1
+            winner = self.table.get(key)
+            span = winner.span if winner is not None else None  # ours is never ended
         self._emit_log(plan, event, span, ts, False)
 
     def _do_end(self, plan: _Plan, event: Any) -> None:
@@ -724,9 +741,12 @@ def _skeleton(value: Any) -> dict[str, Any]:
     """A payload object without its content: its type and id fields."""
     out: dict[str, Any] = {"type": type(value).__name__}
     for name in ("command_id", "event_id", "session_id", "success"):
-        v = getattr(value, name, None)
+        try:
+            v = getattr(value, name, None)
+        except Exception:  # noqa: BLE001 - a __getattr__ that raises
+            continue
         if isinstance(v, str | bool):
-            out[name] = v[:256] if isinstance(v, str) else v
+            out[name] = valid_utf8(v[:256]) if isinstance(v, str) else v
     return out
 
 

@@ -1,0 +1,232 @@
+"""``LLMgineInstrumentor``: trace an llmgine app with one line, or none (opentelemetry-instrument).
+
+It wraps three methods of llmgine's ``MessageBus``:
+
+- ``publish``: every event reaches the translator at ingress, whether or not the app gave
+  the bus an ObservabilityManager; a W3C ``traceparent`` of the current span is added to the
+  event's metadata (when it belongs to the event's session trace), so tool events and the
+  like parent correctly even when commands of one session run concurrently;
+- ``execute``: the current span's ``traceparent`` (else the session span's) goes into
+  ``command.metadata`` (if absent) before the command starts, so nested commands, concurrent
+  commands of one session, and commands sent to other processes parent correctly;
+- ``_execute_with_middleware``: while the handler runs, the command span is the current
+  span of that task, so spans made inside by other instrumentation or the app's own tracer
+  (across awaits and ``asyncio.create_task``) become its children.
+
+No duplicates: instrumenting twice is refused by ``BaseInstrumentor``; an event is marked
+with a per-instrumentation token once observed (re-publishing it is not observed again);
+and when the bus's own manager already holds an ``OTelHandler`` (the app registered
+``telemetry.handler`` or passed ``telemetry.manager``), the bus delivers and ingress does not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, MutableMapping
+from importlib.util import find_spec
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
+from opentelemetry.instrumentation.utils import unwrap
+from wrapt import wrap_function_wrapper
+
+from llmgine_otel.propagation import TRACEPARENT, inject_context, session_parent_span
+from llmgine_otel.spans import SpanTable
+from llmgine_otel.translate import OTelHandler
+
+__all__ = ["LLMgineInstrumentor", "active_observer"]
+
+_log = logging.getLogger("llmgine_otel")
+_SEEN = "_llmgine_otel_seen"
+_SESSION_EVENTS = frozenset({"SessionStartEvent", "SessionEndEvent", "SessionEvent"})
+_WRAPPED = ("publish", "execute", "_execute_with_middleware")
+
+
+class _Observer:
+    """What one instrumentation observes with, and the three bus wrappers bound to it."""
+
+    def __init__(self, handler: Any, observe: Callable[[Any], None]) -> None:
+        self.handler = handler
+        self.observe = observe
+        self.token = object()
+        self._link_types: dict[type, bool] = {}
+        self._failed = False
+
+    # -- look-ups ----------------------------------------------------------------------------
+    def delivering_handler(self, bus: Any) -> Any:
+        """The OTelHandler the bus's own manager will call on publish, if any."""
+        if getattr(bus, "_event_queue", None) is None:
+            return None  # not started: llmgine buffers without observing
+        mgr = getattr(bus, "_observability", None)
+        for h in getattr(mgr, "_handlers", None) or ():
+            if h is self.handler or isinstance(h, OTelHandler):
+                return h
+        return None
+
+    def table_for(self, bus: Any) -> SpanTable | None:
+        """The span table holding this bus's spans."""
+        h = self.delivering_handler(bus) or self.handler
+        table = getattr(h, "table", None)
+        return table if isinstance(table, SpanTable) else None
+
+    def _links(self, cls: type) -> bool:
+        v = self._link_types.get(cls)
+        if v is None:
+            v = self._link_types[cls] = not any(c.__name__ in _SESSION_EVENTS
+                                                for c in cls.__mro__)
+        return v
+
+    def _warn_once(self, what: str) -> None:
+        if not self._failed:
+            self._failed = True
+            _log.warning("llmgine_otel instrumentation failed in %s (further failures are "
+                         "silent)", what, exc_info=True)
+
+    # -- wrappers ----------------------------------------------------------------------------
+    def publish(self, wrapped: Any, instance: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        """Observe the event at ingress (sync: before the coroutine even starts)."""
+        event = args[0] if args else kwargs.get("event")
+        if event is not None and getattr(event, _SEEN, None) is not self.token:
+            try:
+                self._ingress(instance, event)
+            except Exception:  # noqa: BLE001 - never break the bus
+                self._warn_once("publish")
+        return wrapped(*args, **kwargs)
+
+    def _ingress(self, bus: Any, event: Any) -> None:
+        delivering = self.delivering_handler(bus)
+        md = getattr(event, "metadata", None)
+        if isinstance(md, MutableMapping) and TRACEPARENT not in md and self._links(type(event)):
+            table = getattr(delivering or self.handler, "table", None)
+            span = session_parent_span(table if isinstance(table, SpanTable) else None,
+                                    getattr(event, "session_id", None))
+            if span is not None:
+                inject_context(md, span)
+        try:
+            object.__setattr__(event, _SEEN, self.token)
+        except (AttributeError, TypeError):
+            pass  # __slots__ events: the bus-manager check still prevents duplicates
+        if delivering is None:
+            self.observe(event)
+
+    def execute(self, wrapped: Any, instance: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        """Put the caller's span context into ``command.metadata`` before it starts: the
+        current span (in the session's trace), else the session's own span, so concurrent
+        commands of one session never become each other's children."""
+        command = args[0] if args else kwargs.get("command")
+        try:
+            md = getattr(command, "metadata", None)
+            if isinstance(md, MutableMapping) and TRACEPARENT not in md:
+                table = self.table_for(instance)
+                sid = getattr(command, "session_id", None)
+                span = session_parent_span(table, sid)
+                if span is None and table is not None and isinstance(sid, str):
+                    entry = table.get(("session", sid))
+                    span = entry.span if entry is not None else None
+                if span is not None:
+                    inject_context(md, span)
+        except Exception:  # noqa: BLE001
+            self._warn_once("execute")
+        return wrapped(*args, **kwargs)
+
+    async def run_handler(self, wrapped: Any, instance: Any, args: tuple[Any, ...],
+                          kwargs: dict[str, Any]) -> Any:
+        """Run the command handler with the command span current (attach/detach here)."""
+        command = args[0] if args else kwargs.get("command")
+        span = None
+        try:
+            table = self.table_for(instance)
+            cid = getattr(command, "command_id", None)
+            if table is not None and cid is not None:
+                entry = table.get(("command", cid if isinstance(cid, str) else str(cid)))
+                span = entry.span if entry is not None else None
+        except Exception:  # noqa: BLE001
+            self._warn_once("_execute_with_middleware")
+        if span is None:
+            return await wrapped(*args, **kwargs)
+        # Status and exceptions are the translator's job (from CommandResultEvent).
+        with trace.use_span(span, end_on_exit=False, record_exception=False,
+                            set_status_on_exception=False):
+            return await wrapped(*args, **kwargs)
+
+
+_active: _Observer | None = None
+
+
+def _warn_if_sdk_configured_elsewhere() -> None:
+    """Another configurator (e.g. opentelemetry-distro's) already built SDK providers."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        _log.warning("llmgine_otel: the OpenTelemetry SDK was already configured by another "
+                     "configurator; llmgine telemetry gets its own pipeline. For one pipeline "
+                     "set OTEL_PYTHON_DISTRO=llmgine_otel and "
+                     "OTEL_PYTHON_CONFIGURATOR=llmgine_otel (see docs/zero-code.md)")
+
+
+def active_observer() -> _Observer | None:
+    """The observer of the current instrumentation, or None when not instrumented."""
+    return _active
+
+
+class LLMgineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instrument llmgine's ``MessageBus``.
+
+    ``instrument()`` uses :func:`llmgine_otel.get_telemetry` (or :func:`configure`);
+    ``instrument(telemetry=t)`` uses ``t``; ``instrument(handler=h)`` feeds any object with
+    ``handle(event)`` and a ``table`` (an :class:`OTelHandler`), e.g. one built on in-memory
+    exporters in tests. With llmgine missing it does nothing and says so once (INFO).
+    """
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("llmgine >= 0.0.1",)
+
+    def _check_dependency_conflicts(self) -> Any:
+        # A missing llmgine is a documented no-op (logged in _instrument), not an error.
+        if find_spec("llmgine") is None:
+            return None
+        return super()._check_dependency_conflicts()
+
+    def _instrument(self, **kwargs: Any) -> None:
+        global _active
+        try:
+            from llmgine.bus import bus as bus_module
+        except ImportError as exc:  # missing, or Python < 3.12 (llmgine needs typing.override)
+            _log.info("llmgine_otel: llmgine is not importable (%s); LLMgineInstrumentor "
+                      "does nothing", exc)
+            return
+        handler = kwargs.get("handler")
+        if handler is not None:
+            observe: Callable[[Any], None] = handler.handle
+        else:
+            telemetry = kwargs.get("telemetry")
+            if telemetry is None:
+                from llmgine_otel.telemetry import configure, get_telemetry
+
+                telemetry = get_telemetry()
+                if telemetry is None:
+                    _warn_if_sdk_configured_elsewhere()
+                    telemetry = configure()
+            handler = telemetry.handler
+            observe = telemetry.manager.observe_event
+        observer = _Observer(handler, observe)
+        for name in _WRAPPED:
+            wrapper = {"publish": observer.publish, "execute": observer.execute,
+                       "_execute_with_middleware": observer.run_handler}[name]
+            wrap_function_wrapper(bus_module, f"MessageBus.{name}", wrapper)
+        _active = observer
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        global _active
+        if _active is None:
+            return
+        from llmgine.bus.bus import MessageBus
+
+        for name in _WRAPPED:
+            unwrap(MessageBus, name)
+        _active = None

@@ -1,0 +1,559 @@
+"""``llm_call``: one LLM request as an ``LLMCallStartedEvent`` / ``LLMCallFinishedEvent`` pair.
+
+llmgine 0.0.1 calls litellm directly and publishes nothing about it; wrap the call::
+
+    async with llm_call(bus, model="gpt-4o-mini", provider="openai",
+                        session_id=cmd.session_id, messages=msgs) as call:
+        response = await litellm.acompletion(model=..., messages=msgs)
+        call.record_response(response)
+
+It also works as a plain ``with`` block and as a decorator (the decorated function's
+return value is recorded, or wrapped when it is a stream). Streams: iterate
+``call.wrap_stream(stream)``; the span ends when the stream is exhausted, closed
+(``aclose``/``close``, or leaving the ``llm_call`` block after a ``break``), or, as a safety
+net, when a stream handed out of the block is garbage collected unfinished (status ERROR,
+``error.type`` = ``stream_abandoned``).
+An exception in the block ends the span with ERROR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import inspect
+import logging
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from llmgine_otel.events import LLMCallFinishedEvent, LLMCallStartedEvent, LLMStreamChunkEvent
+from llmgine_otel.propagation import inject_context, session_parent_span
+
+__all__ = ["LLMCall", "LLMStream", "llm_call"]
+
+_log = logging.getLogger("llmgine_otel")
+_START_FIELDS = frozenset(f.name for f in dataclasses.fields(LLMCallStartedEvent))
+_ALIASES = {"n": "choice_count", "stop": "stop_sequences", "max_completion_tokens": "max_tokens"}
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                 "cache_creation_input_tokens", "reasoning_output_tokens")
+_pending: set[asyncio.Task[Any]] = set()
+
+
+def llm_call(target: Any = None, *, model: str, provider: str, session_id: str,
+             command_id: str | None = None, operation: str = "chat",
+             messages: list[Any] | None = None, chunk_events: bool = False,
+             **request_params: Any) -> LLMCall:
+    """An :class:`LLMCall` publishing to ``target``: a MessageBus (``bus.publish``), any
+    ``publish(event)`` callable (sync or async), or None (the configured telemetry).
+
+    ``request_params`` are the request's settings (temperature, max_tokens, top_p, seed,
+    stop, n, stream, server_address, ...); unknown ones are ignored. ``chunk_events``
+    publishes one ``LLMStreamChunkEvent`` per streamed chunk (default: only counted).
+    """
+    return LLMCall(target, model=model, provider=provider, session_id=session_id,
+                   command_id=command_id, operation=operation, messages=messages,
+                   chunk_events=chunk_events, **request_params)
+
+
+def _get(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # noqa: BLE001 - a property that raises
+        return None
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
+def _first_int(obj: Any, *paths: str) -> int | None:
+    for path in paths:
+        v: Any = obj
+        for part in path.split("."):
+            v = _get(v, part)
+        n = _int(v)
+        if n is not None:
+            return n
+    return None
+
+
+def _plain(obj: Any) -> Any:
+    """A pydantic/dataclass/dict message as plain dicts and lists (for content capture)."""
+    if obj is None or isinstance(obj, str | int | float | bool):
+        return obj
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        try:
+            return _plain(dump())
+        except Exception:  # noqa: BLE001
+            pass
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _plain(dataclasses.asdict(obj))
+    return str(obj)
+
+
+def _fallback_observe() -> Callable[[Any], None] | None:
+    """Where an event goes without a bus or loop: the instrumentation, else the telemetry."""
+    from llmgine_otel.instrument import active_observer
+    from llmgine_otel.telemetry import get_telemetry
+
+    obs = active_observer()
+    if obs is not None:
+        return obs.observe
+    tel = get_telemetry()
+    return tel.observe_event if tel is not None else None
+
+
+def _table() -> Any:
+    from llmgine_otel.instrument import active_observer
+    from llmgine_otel.telemetry import get_telemetry
+
+    obs = active_observer()
+    handler = obs.handler if obs is not None else getattr(get_telemetry(), "handler", None)
+    return getattr(handler, "table", None)
+
+
+class LLMCall:
+    """One LLM request; see :func:`llm_call`. Single use as a block; reusable as decorator."""
+
+    def __init__(self, target: Any = None, *, model: str, provider: str, session_id: str,
+                 command_id: str | None = None, operation: str = "chat",
+                 messages: list[Any] | None = None, chunk_events: bool = False,
+                 **request_params: Any) -> None:
+        self._target = target
+        self._init = dict(model=model, provider=provider, session_id=session_id,
+                          command_id=command_id, operation=operation, messages=messages,
+                          chunk_events=chunk_events, **request_params)
+        self.session_id = session_id
+        self.chunk_events = chunk_events
+        params: dict[str, Any] = {}
+        for k, v in request_params.items():
+            k = _ALIASES.get(k, k)
+            if k == "stop_sequences" and isinstance(v, str):
+                v = [v]
+            if k in _START_FIELDS and v is not None:
+                params[k] = v
+        self.started_event = LLMCallStartedEvent(
+            session_id=session_id, model=model, provider=provider, operation=operation,
+            command_id=command_id, messages=messages, **params)
+        self.call_id = self.started_event.call_id
+        self.finished_event: LLMCallFinishedEvent | None = None
+        self._result: dict[str, Any] = {}
+        self._t0 = 0.0
+        self._first_chunk: float | None = None
+        self.chunks = 0
+        self._started = False
+        self._in_block = False
+        self._stream: weakref.ReferenceType[LLMStream] | None = None
+
+    # -- recording -----------------------------------------------------------------------------
+    def record_response(self, response: Any) -> None:
+        """Take id, model, finish reasons, usage and output messages from an OpenAI- or
+        litellm-shaped response (object or dict). Missing fields are skipped."""
+        r = self._result
+        rid, rmodel = _get(response, "id"), _get(response, "model")
+        if isinstance(rid, str) and rid:
+            r["response_id"] = rid
+        if isinstance(rmodel, str) and rmodel:
+            r["response_model"] = rmodel
+        choices = _get(response, "choices")
+        if isinstance(choices, list | tuple) and choices:
+            reasons = [fr for c in choices if isinstance(fr := _get(c, "finish_reason"), str)]
+            if reasons:
+                r["finish_reasons"] = reasons
+            outputs = []
+            for c in choices:
+                msg = _plain(_get(c, "message"))
+                if isinstance(msg, dict):
+                    fr = _get(c, "finish_reason")
+                    if isinstance(fr, str):
+                        msg["finish_reason"] = fr
+                    outputs.append(msg)
+            if outputs:
+                r["output_messages"] = outputs
+        self._usage_from(_get(response, "usage"))
+
+    def _usage_from(self, usage: Any) -> None:
+        if usage is None:
+            return
+        self.record_usage(
+            input_tokens=_first_int(usage, "prompt_tokens", "input_tokens"),
+            output_tokens=_first_int(usage, "completion_tokens", "output_tokens"),
+            cache_read_input_tokens=_first_int(
+                usage, "prompt_tokens_details.cached_tokens", "input_tokens_details.cached_tokens",
+                "cache_read_input_tokens"),
+            cache_creation_input_tokens=_first_int(
+                usage, "cache_creation_input_tokens",
+                "prompt_tokens_details.cache_creation_tokens"),
+            reasoning_output_tokens=_first_int(
+                usage, "completion_tokens_details.reasoning_tokens",
+                "output_tokens_details.reasoning_tokens", "reasoning_tokens"))
+
+    def record_usage(self, input_tokens: int | None = None, output_tokens: int | None = None,
+                     cache_read_input_tokens: int | None = None,
+                     cache_creation_input_tokens: int | None = None,
+                     reasoning_output_tokens: int | None = None) -> None:
+        """Set token counts (None leaves a count as it is)."""
+        values = (input_tokens, output_tokens, cache_read_input_tokens,
+                  cache_creation_input_tokens, reasoning_output_tokens)
+        for name, v in zip(_USAGE_FIELDS, values, strict=True):
+            n = _int(v)
+            if n is not None:
+                self._result[name] = n
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_event is not None
+
+    # -- events --------------------------------------------------------------------------------
+    def _start_event(self) -> LLMCallStartedEvent:
+        if self._started:
+            raise RuntimeError("an LLMCall is single use; call llm_call(...) again")
+        self._started = True
+        self._t0 = time.monotonic()
+        ev = self.started_event
+        span = session_parent_span(_table(), self.session_id)
+        if span is not None:
+            inject_context(ev.metadata, span)
+        return ev
+
+    def _end_event(self, error: BaseException | str | None = None,
+                   error_type: str | None = None) -> LLMCallFinishedEvent | None:
+        if self.finished_event is not None or not self._started:
+            return None
+        r = self._result
+        if self.chunks:
+            r["chunk_count"] = self.chunks
+            if self._first_chunk is not None:
+                r["time_to_first_chunk"] = self._first_chunk - self._t0
+        ev = LLMCallFinishedEvent(session_id=self.session_id, call_id=self.call_id,
+                                  error=error, error_type=error_type, **r)
+        self.finished_event = ev
+        return ev
+
+    def _on_chunk(self, chunk: Any) -> None:
+        self.chunks += 1
+        if self._first_chunk is None:
+            self._first_chunk = time.monotonic()
+        r = self._result
+        if "response_id" not in r and isinstance(cid := _get(chunk, "id"), str) and cid:
+            r["response_id"] = cid
+        if "response_model" not in r and isinstance(m := _get(chunk, "model"), str) and m:
+            r["response_model"] = m
+        choices = _get(chunk, "choices")
+        if isinstance(choices, list | tuple):
+            reasons = [fr for c in choices if isinstance(fr := _get(c, "finish_reason"), str)]
+            if reasons:
+                r["finish_reasons"] = reasons
+        self._usage_from(_get(chunk, "usage"))
+
+    def _chunk_event(self) -> LLMStreamChunkEvent:
+        return LLMStreamChunkEvent(session_id=self.session_id, call_id=self.call_id,
+                                   index=self.chunks - 1)
+
+    async def _aemit(self, event: Any) -> None:
+        target = self._target
+        try:
+            publish = getattr(target, "publish", None)
+            if target is not None and callable(publish):
+                await publish(event, await_processing=False)
+                return
+            if callable(target):
+                result = target(event)
+                if inspect.isawaitable(result):
+                    await result
+                return
+        except Exception:  # noqa: BLE001 - telemetry never breaks the LLM call
+            _log.warning("llmgine_otel could not publish %s", type(event).__name__,
+                         exc_info=True)
+            return
+        self._observe_directly(event)
+
+    def _emit(self, event: Any) -> None:
+        """Publish from sync code: a task on the running loop, else straight to telemetry."""
+        target = self._target
+        try:
+            publish = getattr(target, "publish", None)
+            if target is not None and callable(publish):
+                coro = publish(event, await_processing=False)
+                if not self._schedule(coro):
+                    self._observe_directly(event)
+                return
+            if callable(target):
+                result = target(event)
+                if inspect.isawaitable(result) and not self._schedule(result):
+                    self._observe_directly(event)
+                return
+        except Exception:  # noqa: BLE001
+            _log.warning("llmgine_otel could not publish %s", type(event).__name__,
+                         exc_info=True)
+            return
+        self._observe_directly(event)
+
+    @staticmethod
+    def _schedule(awaitable: Any) -> bool:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            return False
+        task = loop.create_task(awaitable)
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+        return True
+
+    @staticmethod
+    def _observe_directly(event: Any) -> None:
+        observe = _fallback_observe()
+        if observe is None:
+            _log.debug("llmgine_otel: no telemetry configured; %s dropped", type(event).__name__)
+            return
+        observe(event)
+
+    # -- context managers ----------------------------------------------------------------------
+    async def __aenter__(self) -> LLMCall:
+        await self._aemit(self._start_event())
+        self._in_block = True
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._in_block = False
+        stream = self._stream() if self._stream is not None else None
+        if exc is not None:
+            if stream is not None:
+                stream._done = True
+                stream._finalizer.detach()
+            ev = self._end_event(error=exc)
+        elif stream is not None and not stream._done:
+            if not stream._iterated:
+                return  # handed on unread: the stream ends the span
+            await stream.aclose()  # a break inside the block: closed early
+            return
+        else:
+            ev = self._end_event()
+        if ev is not None:
+            await self._aemit(ev)
+
+    def __enter__(self) -> LLMCall:
+        self._emit(self._start_event())
+        self._in_block = True
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._in_block = False
+        stream = self._stream() if self._stream is not None else None
+        if exc is not None:
+            if stream is not None:
+                stream._done = True
+                stream._finalizer.detach()
+            ev = self._end_event(error=exc)
+        elif stream is not None and not stream._done:
+            if not stream._iterated:
+                return
+            stream.close()
+            return
+        else:
+            ev = self._end_event()
+        if ev is not None:
+            self._emit(ev)
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Use as a decorator: each call of ``fn`` is one LLM call (a fresh LLMCall)."""
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                async with self._fresh() as call:
+                    return call._adopt(await fn(*args, **kwargs))
+            return awrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self._fresh() as call:
+                return call._adopt(fn(*args, **kwargs))
+        return wrapper
+
+    def _fresh(self) -> LLMCall:
+        return LLMCall(self._target, **self._init)
+
+    def _adopt(self, result: Any) -> Any:
+        """A decorated function's result: a stream is wrapped, a response recorded."""
+        if hasattr(result, "__anext__") or (hasattr(result, "__next__")
+                                            and not isinstance(result, Mapping)):
+            return self.wrap_stream(result)
+        try:
+            self.record_response(result)
+        except Exception:  # noqa: BLE001
+            pass
+        return result
+
+    # -- streaming -----------------------------------------------------------------------------
+    def wrap_stream(self, stream: Any) -> LLMStream:
+        """Iterate this instead of ``stream`` (sync or async); it ends the span."""
+        wrapped = LLMStream(self, stream)
+        self._stream = weakref.ref(wrapped)
+        return wrapped
+
+
+def _abandoned(call: LLMCall) -> None:
+    """Finalizer of an unfinished stream: end its span with ``stream_abandoned``, unless
+    the ``llm_call`` block is still open (a ``break`` dropped it: the block ends the span)."""
+    if call._in_block:
+        return
+    try:
+        ev = call._end_event(error="stream abandoned before it was exhausted or closed",
+                             error_type="stream_abandoned")
+        if ev is not None:
+            call._emit(ev)
+    except Exception:  # noqa: BLE001 - never raise from a finalizer
+        pass
+
+
+class LLMStream:
+    """A streamed response that ends its LLM span when exhausted, closed or abandoned."""
+
+    def __init__(self, call: LLMCall, source: Any) -> None:
+        self._call = call
+        self._source = source
+        self._it: Any = None
+        self._ait: Any = None
+        self._done = False
+        self._iterated = False
+        # Holds the call, never this stream: collected as soon as the stream is dropped.
+        self._finalizer = weakref.finalize(self, _abandoned, call)
+        self._finalizer.atexit = False
+
+    @property
+    def call(self) -> LLMCall:
+        return self._call
+
+    def _finish(self, exc: BaseException | None = None) -> Any:
+        self._done = True
+        self._finalizer.detach()
+        return self._call._end_event(error=exc)
+
+    # async ----------------------------------------------------------------------------------
+    def __aiter__(self) -> LLMStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._done:
+            raise StopAsyncIteration
+        if self._ait is None and self._it is None:
+            src = self._source
+            if hasattr(src, "__anext__"):
+                self._ait = src
+            elif hasattr(src, "__aiter__"):
+                self._ait = src.__aiter__()
+            else:
+                self._it = iter(src)
+        self._iterated = True
+        try:
+            if self._ait is not None:
+                chunk = await self._ait.__anext__()
+            else:
+                try:
+                    chunk = next(self._it)
+                except StopIteration:
+                    raise StopAsyncIteration from None
+        except StopAsyncIteration:
+            await self._aemit_end(self._finish())
+            raise
+        except BaseException as exc:
+            await self._aemit_end(self._finish(exc))
+            raise
+        self._call._on_chunk(chunk)
+        if self._call.chunk_events:
+            await self._call._aemit(self._call._chunk_event())
+        return chunk
+
+    async def _aemit_end(self, ev: Any) -> None:
+        if ev is not None:
+            await self._call._aemit(ev)
+
+    async def aclose(self) -> None:
+        """Stop early: end the span (OK) and close the source."""
+        if not self._done:
+            ev = self._finish()
+            if ev is not None:
+                await self._call._aemit(ev)
+        for closer in ("aclose", "close"):
+            fn = getattr(self._ait if self._ait is not None else self._source, closer, None)
+            if callable(fn):
+                try:
+                    result = fn()
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:  # noqa: BLE001
+                    pass
+                break
+
+    async def __aenter__(self) -> LLMStream:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    # sync -----------------------------------------------------------------------------------
+    def __iter__(self) -> LLMStream:
+        return self
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        if self._it is None:
+            self._it = iter(self._source)
+        self._iterated = True
+        try:
+            chunk = next(self._it)
+        except StopIteration:
+            ev = self._finish()
+            if ev is not None:
+                self._call._emit(ev)
+            raise
+        except BaseException as exc:
+            ev = self._finish(exc)
+            if ev is not None:
+                self._call._emit(ev)
+            raise
+        self._call._on_chunk(chunk)
+        if self._call.chunk_events:
+            self._call._emit(self._call._chunk_event())
+        return chunk
+
+    def close(self) -> None:
+        """Stop early: end the span (OK) and close the source."""
+        if not self._done:
+            ev = self._finish()
+            if ev is not None:
+                self._call._emit(ev)
+        fn = getattr(self._it if self._it is not None else self._source, "close", None)
+        if callable(fn):
+            try:
+                result = fn()
+                if inspect.iscoroutine(result):
+                    result.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def __enter__(self) -> LLMStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else (e.g. litellm's ``completion_stream``) comes from the source.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._source, name)

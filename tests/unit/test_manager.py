@@ -1,0 +1,163 @@
+"""The manager is a drop-in for llmgine's: same methods, failing handlers isolated, counted
+and logged once, async handlers run on the caller's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import pytest
+from otel_kit import command_result, command_started, session_end, session_start
+
+from llmgine_otel.manager import AsyncObservabilityHandler, ObservabilityManager
+
+
+class Recorder:
+    def __init__(self, name: str = "rec") -> None:
+        self.name = name
+        self.events: list = []
+
+    def handle(self, event) -> None:
+        self.events.append(event)
+
+
+class Boom:
+    name = "boom"
+
+    def handle(self, event) -> None:
+        raise RuntimeError("handler bug")
+
+
+class AsyncRecorder(AsyncObservabilityHandler):
+    name = "arec"
+
+    def __init__(self) -> None:
+        self.events: list = []
+        self.loops: set[int] = set()
+
+    async def ahandle(self, event) -> None:
+        self.loops.add(id(asyncio.get_running_loop()))
+        await asyncio.sleep(0)
+        self.events.append(event)
+
+
+def test_same_methods_as_llmgines_manager():
+    from llmgine.observability.manager import ObservabilityManager as Theirs
+
+    for name in ("register_handler", "unregister_handler", "observe_event", "set_enabled",
+                 "clear_handlers", "handler_count"):
+        assert hasattr(Theirs, name) and hasattr(ObservabilityManager, name), name
+
+
+def test_register_unregister_enable_clear():
+    m = ObservabilityManager()
+    a, b = Recorder("a"), Recorder("b")
+    m.register_handler(a)
+    m.register_handler(a)  # idempotent
+    m.register_handler(b)
+    assert m.handler_count == 2
+    m.observe_event("e1")
+    m.set_enabled(False)
+    m.observe_event("e2")
+    m.set_enabled(True)
+    m.unregister_handler(a)
+    m.unregister_handler(a)  # no-op
+    m.observe_event("e3")
+    assert a.events == ["e1"] and b.events == ["e1", "e3"]
+    m.clear_handlers()
+    assert m.handler_count == 0
+    m.observe_event("e4")
+    assert b.events == ["e1", "e3"]
+    assert m.stats.events_by_handler == {"a": 1, "b": 2}
+    with pytest.raises(TypeError):
+        m.register_handler(object())
+
+
+def test_failing_handler_is_isolated_counted_and_logged_once(caplog):
+    m = ObservabilityManager()
+    good = Recorder()
+    m.register_handler(Boom())
+    m.register_handler(good)
+    with caplog.at_level(logging.ERROR, logger="llmgine_otel"):
+        for i in range(5):
+            m.observe_event(i)
+    assert good.events == [0, 1, 2, 3, 4]
+    assert m.stats.handler_errors["boom"] == 5
+    assert m.stats.events_by_handler["boom"] == 5
+    assert len([r for r in caplog.records if "boom" in r.getMessage()]) == 1
+    assert m.stats.handler_seconds["rec"] > 0
+
+
+async def test_async_handler_via_aobserve_event():
+    m = ObservabilityManager()
+    h = AsyncRecorder()
+    m.register_handler(h)
+    m.register_handler(Boom())
+    for i in range(3):
+        await m.aobserve_event(i)
+    assert h.events == [0, 1, 2]
+    assert h.loops == {id(asyncio.get_running_loop())}
+    assert m.stats.handler_errors["boom"] == 3
+
+
+async def test_async_handler_via_observe_event_in_a_running_loop(monkeypatch):
+    def no_new_loops(*a, **k):
+        raise AssertionError("a new event loop was made per event")
+
+    monkeypatch.setattr(asyncio, "new_event_loop", no_new_loops)
+    monkeypatch.setattr(asyncio, "run", no_new_loops)
+    m = ObservabilityManager()
+    h = AsyncRecorder()
+    m.register_handler(h)
+    for i in range(100):
+        m.observe_event(i)  # synchronous, like llmgine's bus.publish
+    await m.drain()
+    assert sorted(h.events) == list(range(100))
+    assert h.loops == {id(asyncio.get_running_loop())}
+    assert m.stats.events_by_handler["arec"] == 100
+
+
+def test_async_handler_outside_a_loop_uses_one_background_loop():
+    m = ObservabilityManager()
+    h = AsyncRecorder()
+    m.register_handler(h)
+    done = threading.Event()
+    for i in range(20):
+        m.observe_event(i)
+
+    async def mark() -> None:
+        done.set()
+
+    from llmgine_otel.manager import _background_loop
+
+    _background_loop().submit(mark())
+    assert done.wait(5)
+    for _ in range(100):
+        if len(h.events) == 20:
+            break
+        threading.Event().wait(0.01)
+    assert sorted(h.events) == list(range(20))
+    assert len(h.loops) == 1
+
+
+def test_translator_sync_first_even_with_ahandle(otel):
+    m = ObservabilityManager()
+    m.register_handler(otel.handler)
+    assert m._sync and not m._async
+    m.observe_event(session_start("s1", 0))
+    m.observe_event(session_end("s1", 1))
+    assert len(otel.spans()) == 1
+
+
+def test_translator_on_llmgines_own_manager(otel):
+    from llmgine.observability.manager import ObservabilityManager as Theirs
+
+    m = Theirs()
+    m.register_handler(otel.handler)
+    for e in (session_start("s1", 0), command_started("s1", "c1", 1),
+              command_result("s1", "c1", 2), session_end("s1", 3)):
+        m.observe_event(e)
+    names = sorted(s.name for s in otel.spans())
+    assert names == ["command Command", "session"]
+    assert len(otel.logs()) == 4

@@ -1,0 +1,99 @@
+"""GenAI metrics with the semconv buckets, and the self-metrics in prometheus_text()."""
+
+from __future__ import annotations
+
+import re
+
+from otel_kit import (
+    command_result,
+    command_started,
+    llm_finished,
+    llm_started,
+    session_start,
+    tool_result,
+)
+
+from llmgine_otel.metrics import prometheus_text
+
+TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                 16777216, 67108864]
+DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                    40.96, 81.92]
+
+
+def _points(tel, name):
+    data = tel.metric_reader.get_metrics_data()
+    return [p for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+            if m.name == name for p in m.data.data_points]
+
+
+def test_genai_histograms_with_spec_buckets(pipeline):
+    tel, gate, _, _ = pipeline(queue_size=1000)
+    gate.open.set()
+    for e in (session_start("s1", 0), command_started("s1", "c1", 1),
+              llm_started("s1", "L1", 1.0, model="gpt-4o", provider="openai"),
+              llm_finished("s1", "L1", 1.5, input_tokens=120, output_tokens=30),
+              llm_started("s1", "L2", 2.0, model="gpt-4o", provider="openai"),
+              llm_finished("s1", "L2", 2.25, error=TimeoutError("slow")),
+              tool_result("s1", "t1", 2.5), command_result("s1", "c1", 3)):
+        tel.observe_event(e)
+    usage = _points(tel, "gen_ai.client.token.usage")
+    assert {p.attributes["gen_ai.token.type"]: p.sum for p in usage} == {"input": 120,
+                                                                          "output": 30}
+    for p in usage:
+        assert list(p.explicit_bounds) == TOKEN_BUCKETS
+        assert p.attributes["gen_ai.operation.name"] == "chat"
+        assert p.attributes["gen_ai.provider.name"] == "openai"
+        assert p.attributes["gen_ai.request.model"] == "gpt-4o"
+    duration = _points(tel, "gen_ai.client.operation.duration")
+    assert len(duration) == 2
+    by_error = {p.attributes.get("error.type"): p for p in duration}
+    assert by_error[None].sum == 0.5 and by_error["TimeoutError"].sum == 0.25
+    for p in duration:
+        assert list(p.explicit_bounds) == DURATION_BUCKETS
+    (tool,) = _points(tel, "gen_ai.execute_tool.duration")
+    assert tool.attributes["gen_ai.tool.name"] == "get_weather"
+    (cmd,) = _points(tel, "llmgine.command.duration")
+    assert cmd.sum == 2.0 and list(cmd.explicit_bounds) == DURATION_BUCKETS
+
+
+def test_prometheus_text_has_self_metrics(pipeline):
+    tel, gate, _, _ = pipeline(queue_size=2)
+    tel.manager.register_handler(type("Broken", (), {
+        "name": "broken", "handle": lambda self, e: 1 / 0})())
+    for i in range(20):
+        tel.observe_event(command_started("BUS", f"c{i}", 1))
+        tel.observe_event(command_result("BUS", f"c{i}", 2))
+    text = tel.prometheus_text()
+    assert 'llmgine_observability_events_total{handler="otel"} 40' in text
+    assert 'llmgine_observability_events_total{handler="broken"} 40' in text
+    assert 'llmgine_observability_handler_errors_total{handler="broken"} 40' in text
+    assert re.search(r'llmgine_observability_handler_duration_total\{handler="otel"\} [0-9.e-]+',
+                     text)
+    assert re.search(r'llmgine_observability_dropped_total\{reason="queue_full_drop_oldest",'
+                     r'signal="(spans|logs)"\} \d+', text)
+    assert re.search(r'llmgine_observability_queue_size\{signal="spans"\} [0-2]', text)
+    assert "# TYPE gen_ai_client_operation_duration histogram" not in text  # nothing yet
+    assert "# TYPE llmgine_command_duration histogram" in text
+    assert 'llmgine_command_duration_bucket{le="+Inf",llmgine_command_type="Command"} 20' \
+        in text
+    gate.open.set()
+
+
+def test_prometheus_text_of_nothing():
+    assert prometheus_text(None) == ""
+
+
+def test_configure_sets_the_bucket_views(tmp_path):
+    from llmgine_otel import configure
+
+    tel = configure(set_global=False, console=False, output_dir=tmp_path, emit_logs=False)
+    try:
+        tel.observe_event(llm_started("s1", "L1", 1.0))
+        tel.observe_event(llm_finished("s1", "L1", 1.5, input_tokens=7, output_tokens=9))
+        (duration,) = _points(tel, "gen_ai.client.operation.duration")
+        assert list(duration.explicit_bounds) == DURATION_BUCKETS
+        for p in _points(tel, "gen_ai.client.token.usage"):
+            assert list(p.explicit_bounds) == TOKEN_BUCKETS
+    finally:
+        assert tel.shutdown().seconds < 5
