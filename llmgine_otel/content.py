@@ -31,11 +31,19 @@ _SECRET_RE = re.compile(
 REDACTED = "[REDACTED]"
 
 
+# Every alternative of _SECRET_RE contains one of these (lower-cased): a cheap pre-check.
+_TRIGGERS = ("sk-", "bearer", "pass", "pwd", "secret", "key", "token", "akia", "gh")
+
+
 def scrub_secrets(text: str) -> str:
     """Replace API keys, bearer tokens and ``password=...`` pairs with ``[REDACTED]``."""
     if len(text) < 8:
         return text
-    return _SECRET_RE.sub(_redact_match, text)
+    lower = text.lower()
+    for trigger in _TRIGGERS:
+        if trigger in lower:
+            return _SECRET_RE.sub(_redact_match, text)
+    return text
 
 
 def _redact_match(m: re.Match[str]) -> str:
@@ -169,6 +177,11 @@ class Sanitizer:
                 return value
             self.repairs += 1
             return str(value)
+        cls = value.__class__
+        if cls is str:
+            if len(value) <= 64 and value.isascii() and not scrub:
+                return value
+            return self.text(value, scrub=scrub)
         if isinstance(value, str):
             return self.text(value, scrub=scrub)
         if isinstance(value, bytes | bytearray | memoryview):
@@ -183,19 +196,13 @@ class Sanitizer:
             return "<cycle>"
         seen.add(ident)
         try:
+            if cls is dict:
+                return self._mapping(value, scrub, depth, seen)
             if isinstance(value, BaseException):
                 return {"type": type(value).__name__,
                         "message": self.text(safe_str(value), scrub=True)}
             if isinstance(value, Mapping):
-                out: dict[str, Any] = {}
-                for i, (k, v) in enumerate(list(value.items())):
-                    if i >= MAX_ITEMS:
-                        self.repairs += 1
-                        out["…"] = f"{len(value) - MAX_ITEMS} more items"
-                        break
-                    ks = self.text(k if isinstance(k, str) else safe_str(k), scrub=False)
-                    out[ks] = self._data(v, scrub, depth + 1, seen, ks)
-                return out
+                return self._mapping(value, scrub, depth, seen)
             if isinstance(value, list | tuple | set | frozenset):
                 items = list(value)
                 res = [self._data(v, scrub, depth + 1, seen, key) for v in items[:MAX_ITEMS]]
@@ -216,6 +223,18 @@ class Sanitizer:
             return f"<unreadable {type(value).__name__}>"
         finally:
             seen.discard(ident)
+
+    def _mapping(self, value: Any, scrub: bool, depth: int, seen: set[int]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for i, (k, v) in enumerate(list(value.items())):
+            if i >= MAX_ITEMS:
+                self.repairs += 1
+                out["…"] = f"{len(value) - MAX_ITEMS} more items"
+                break
+            ks = k if k.__class__ is str and len(k) <= 64 and k.isascii() else \
+                self.text(k if isinstance(k, str) else safe_str(k), scrub=False)
+            out[ks] = self._data(v, scrub, depth + 1, seen, ks)
+        return out
 
     def content(self, key: str, value: Any) -> Any:
         """Captured content: the user's redaction hook first, then bounded and scrubbed.

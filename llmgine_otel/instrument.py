@@ -21,7 +21,9 @@ and when the bus's own manager already holds an ``OTelHandler`` (the app registe
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 from collections.abc import Callable, Collection, MutableMapping
 from importlib.util import find_spec
 from typing import Any
@@ -43,6 +45,7 @@ _log = logging.getLogger("llmgine_otel")
 _SEEN = "_llmgine_otel_seen"
 _SESSION_EVENTS = frozenset({"SessionStartEvent", "SessionEndEvent", "SessionEvent"})
 _WRAPPED = ("publish", "execute", "_execute_with_middleware")
+_tokens = itertools.count(1)
 
 
 class _Observer:
@@ -51,7 +54,9 @@ class _Observer:
     def __init__(self, handler: Any, observe: Callable[[Any], None]) -> None:
         self.handler = handler
         self.observe = observe
-        self.token = object()
+        # A plain string: serializers that dump an event's __dict__ stay happy, and a copy
+        # of the event in another process (other pid) is observed there.
+        self.token = f"{os.getpid()}-{next(_tokens)}"
         self._link_types: dict[type, bool] = {}
         self._failed = False
 
@@ -90,7 +95,7 @@ class _Observer:
                 kwargs: dict[str, Any]) -> Any:
         """Observe the event at ingress (sync: before the coroutine even starts)."""
         event = args[0] if args else kwargs.get("event")
-        if event is not None and getattr(event, _SEEN, None) is not self.token:
+        if event is not None and getattr(event, _SEEN, None) != self.token:
             try:
                 self._ingress(instance, event)
             except Exception:  # noqa: BLE001 - never break the bus

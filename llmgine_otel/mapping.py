@@ -313,6 +313,10 @@ def render_markdown() -> str:
             f"{r.status.describe() if r.action in ('end', 'instant') else ''} |"
         )
     lines += ["", "## Attributes, content, metrics", "",
+              "Metrics are recorded from each rule's finished span on the export thread "
+              "(`metrics.SpanMetrics`), so they cost the bus nothing and describe exported "
+              "spans.",
+              "",
               "| Event | Attributes | Content (opt-in) | Metrics | Log body leaves out | Notes |",
               "|---|---|---|---|---|---|"]
     for r in (*MAPPING, DEFAULT_RULE):

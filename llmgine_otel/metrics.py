@@ -1,4 +1,5 @@
-"""Metrics: the GenAI histograms, command/tool durations, and this package's self-metrics.
+"""Metrics: the GenAI histograms and command/tool durations (derived from finished spans),
+and this package's self-metrics.
 
 Self-metrics are plain integers bumped on the hot path (no SDK call per event) and exposed
 through observable instruments, so exporting them costs nothing until a reader collects.
@@ -14,8 +15,10 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.trace import SpanProcessor
 
-__all__ = ["Instruments", "SelfStats", "histogram_views", "prometheus_text"]
+__all__ = ["SelfMetrics", "SelfStats", "SpanMetrics", "SpanMetricsProcessor", "histogram_views",
+           "prometheus_text"]
 
 TOKEN_BUCKETS = tuple(float(4**i) for i in range(14))  # 1, 4, 16, ... 67108864
 DURATION_BUCKETS = tuple(0.01 * 2**i for i in range(14))  # 0.01 doubling to 81.92 s
@@ -74,10 +77,24 @@ class SelfStats:
             }
 
 
-class Instruments:
-    """The instruments the translator records into, created once at setup."""
+# Span attributes copied onto the metrics, per kind of span (semconv metric attributes).
+_LLM_KEYS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+             "gen_ai.response.model", "server.address", "server.port", "error.type")
+_TOOL_KEYS = ("gen_ai.operation.name", "gen_ai.tool.name", "error.type")
+_COMMAND_KEYS = ("llmgine.command.type", "error.type")
+_NOT_INFERENCE = frozenset({"execute_tool", "invoke_agent", "create_agent", "invoke_workflow"})
 
-    def __init__(self, meter: Meter, stats: SelfStats) -> None:
+
+class SpanMetrics:
+    """The GenAI and llmgine histograms, recorded from finished spans.
+
+    Every figure a metric needs (duration, tokens, model, error) is on the span, so metrics
+    are derived on the export thread (``record``), like the Collector's spanmetrics
+    connector, and cost the application's thread nothing. They describe exported spans: with
+    head sampling below 1.0 they cover the sampled sessions.
+    """
+
+    def __init__(self, meter: Meter) -> None:
         self.token_usage = meter.create_histogram(
             "gen_ai.client.token.usage", unit="{token}",
             description="Number of input and output tokens used.")
@@ -93,6 +110,67 @@ class Instruments:
             "llmgine.command.duration", unit="s", description="llmgine command duration.")
         self.cost = meter.create_counter(
             "llmgine.cost", unit="USD", description="Estimated LLM cost (offline price table).")
+
+    def record(self, spans: Iterable[Any]) -> None:
+        """Record the metrics of a batch of finished spans (never raises)."""
+        for span in spans:
+            try:
+                self._record(span)
+            except Exception:  # noqa: BLE001 - metrics never fail an export
+                pass
+
+    def _record(self, span: Any) -> None:
+        a = span.attributes or {}
+        op = a.get("gen_ai.operation.name")
+        if op is None and "llmgine.command.type" not in a:
+            return
+        seconds = max(0, (span.end_time or 0) - (span.start_time or 0)) / 1e9
+        if op == "execute_tool":
+            self.tool_duration.record(seconds, {k: a[k] for k in _TOOL_KEYS if k in a})
+        elif op is not None and op not in _NOT_INFERENCE:
+            attrs = {k: a[k] for k in _LLM_KEYS if k in a}
+            self.operation_duration.record(seconds, attrs)
+            attrs.pop("error.type", None)
+            for key, token_type in (("gen_ai.usage.input_tokens", "input"),
+                                    ("gen_ai.usage.output_tokens", "output")):
+                n = a.get(key)
+                if isinstance(n, int) and n >= 0:
+                    self.token_usage.record(n, {**attrs, "gen_ai.token.type": token_type})
+            ttfc = a.get("gen_ai.response.time_to_first_chunk")
+            if isinstance(ttfc, float):
+                self.time_to_first_chunk.record(ttfc, attrs)
+            cost = a.get("llmgine.cost.usd")
+            if isinstance(cost, float):
+                self.cost.add(cost, attrs)
+        elif op is None:
+            self.command_duration.record(seconds, {k: a[k] for k in _COMMAND_KEYS if k in a})
+
+
+class SpanMetricsProcessor(SpanProcessor):
+    """A span processor recording ``SpanMetrics`` at span end (for a handler used with a
+    caller's own TracerProvider; ``configure()`` records on the export thread instead)."""
+
+    def __init__(self, metrics: SpanMetrics) -> None:
+        self._metrics = metrics
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        pass
+
+    def on_end(self, span: Any) -> None:
+        if span.context.trace_flags.sampled:
+            self._metrics.record((span,))
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class SelfMetrics:
+    """The package's own counters (``SelfStats``) as observable instruments."""
+
+    def __init__(self, meter: Meter, stats: SelfStats) -> None:
         self._stats = stats
         meter.create_observable_counter(
             "llmgine.observability.events", [self._events], unit="{event}",

@@ -43,6 +43,8 @@ class _Counting:
 
     def __init__(self, inner: Any, stats: SelfStats, signal: str) -> None:
         self.inner = inner
+        self.on_batch: Callable[[Sequence[Any]], None] | None = None
+        """Called with each batch before it is sent (span metrics are recorded here)."""
         self.stats = stats
         self.signal = signal
         self.in_flight = 0
@@ -85,6 +87,8 @@ class CountingSpanExporter(_Counting, SpanExporter):
     """A span exporter wrapper that counts exported and failed spans."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self.on_batch is not None:
+            self.on_batch(spans)
         ok = self._export(spans, SpanExportResult.SUCCESS)
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 

@@ -13,30 +13,42 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry.context import Context
+from opentelemetry.trace import set_span_in_context
+
 __all__ = ["OpenSpan", "SpanTable"]
 
 Key = tuple[str, str]
+_ROOT = Context()
 
 
 class OpenSpan:
-    """A started span and what its end needs (times, metric attributes, stream chunks)."""
+    """A started span and what its end needs: start time, stream chunk tallies, and its
+    context (built once, reused for every child and log record)."""
 
-    __slots__ = ("chunk_first_ns", "chunk_gap_max_ns", "chunk_last_ns", "chunks", "family",
-                 "key", "metric_attrs", "mono", "session", "span", "start_ns")
+    __slots__ = ("_ctx", "chunk_first_ns", "chunk_gap_max_ns", "chunk_last_ns", "chunks",
+                 "family", "key", "mono", "sampled", "session", "span", "start_ns")
 
-    def __init__(self, key: Key, span: Any, session: str | None, start_ns: int,
-                 metric_attrs: dict[str, Any] | None) -> None:
+    def __init__(self, key: Key, span: Any, session: str | None, start_ns: int) -> None:
         self.key = key
         self.family = key[0]
         self.span = span
         self.session = session
         self.start_ns = start_ns
-        self.mono = time.monotonic()
-        self.metric_attrs = metric_attrs
+        self.mono = 0.0
+        self.sampled: bool = span.get_span_context().trace_flags.sampled
+        self._ctx: Context | None = None
         self.chunks = 0
         self.chunk_first_ns = 0
         self.chunk_last_ns = 0
         self.chunk_gap_max_ns = 0
+
+    @property
+    def ctx(self) -> Context:
+        """A context whose current span is this one (parent of children and log records)."""
+        if self._ctx is None:
+            self._ctx = set_span_in_context(self.span, _ROOT)
+        return self._ctx
 
 
 class SpanTable:

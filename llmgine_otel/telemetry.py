@@ -25,7 +25,13 @@ from opentelemetry.sdk.trace.sampling import ParentBased, Sampler
 
 from llmgine_otel.config import ConfigError, ObservabilityConfig
 from llmgine_otel.manager import ObservabilityManager
-from llmgine_otel.metrics import SelfStats, histogram_views, prometheus_text
+from llmgine_otel.metrics import (
+    SelfMetrics,
+    SelfStats,
+    SpanMetrics,
+    histogram_views,
+    prometheus_text,
+)
 from llmgine_otel.pipeline import (
     CountingLogExporter,
     CountingSpanExporter,
@@ -95,14 +101,20 @@ class Telemetry:
                 readers.append(PeriodicExportingMetricReader(exporter))
             self.meter_provider = MeterProvider(resource=self.resource, metric_readers=readers,
                                                 views=histogram_views(), shutdown_on_exit=False)
+            meter = self.meter_provider.get_meter("llmgine_otel")
+            SelfMetrics(meter, self.stats)
+            # GenAI/command/tool histograms come from the spans, on the export thread.
+            span_metrics = SpanMetrics(meter)
+            for sp in self.span_processors:
+                sp.counting.on_batch = span_metrics.record
         # Every shard's queue, not only the first one's.
         self.stats.queue_size["spans"] = lambda: sum(
             p.queue_length() for p in self.span_processors)
         if self.log_processors:
             self.stats.queue_size["logs"] = lambda: sum(
                 p.queue_length() for p in self.log_processors)
-        self.handler = OTelHandler(self.tracer_provider, self.logger_provider,
-                                   self.meter_provider, config, self.stats, cost=_cost_fn())
+        self.handler = OTelHandler(self.tracer_provider, self.logger_provider, None, config,
+                                   self.stats, cost=_cost_fn())
         self.manager = ObservabilityManager(self.stats)
         self.manager.register_handler(self.handler)
         self.manager.set_enabled(config.enabled)

@@ -26,7 +26,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from llmgine_otel.config import CaptureMode, ObservabilityConfig
 from llmgine_otel.content import Sanitizer, safe_str, to_semconv_messages, valid_utf8
 from llmgine_otel.mapping import DEFAULT_RULE, MAPPING, Rule
-from llmgine_otel.metrics import Instruments, SelfStats
+from llmgine_otel.metrics import SelfStats, SpanMetrics, SpanMetricsProcessor
 from llmgine_otel.spans import OpenSpan, SpanTable
 
 __all__ = ["OTelHandler", "event_time_ns"]
@@ -44,10 +44,20 @@ _KINDS = {"INTERNAL": SpanKind.INTERNAL, "CLIENT": SpanKind.CLIENT, "SERVER": Sp
 # -- field paths ---------------------------------------------------------------------------
 
 
+_mapping_types: dict[type, bool] = {}
+
+
 def _step(obj: Any, name: str) -> Any:
-    if isinstance(obj, Mapping):
+    """One path step: a dict key or an attribute (Mapping-ness cached per class)."""
+    cls = obj.__class__
+    if cls is dict:
         return obj.get(name)
-    return getattr(obj, name, None)
+    is_map = _mapping_types.get(cls)
+    if is_map is None:
+        is_map = isinstance(obj, Mapping)
+        if len(_mapping_types) < 4096:
+            _mapping_types[cls] = is_map
+    return obj.get(name) if is_map else getattr(obj, name, None)
 
 
 def compile_path(path: str) -> Callable[[Any], Any]:
@@ -220,9 +230,12 @@ class OTelHandler:
             from opentelemetry._logs import get_logger
 
             self._logger = get_logger("llmgine_otel", logger_provider=logger_provider)
-        self._instruments: Instruments | None = None
-        if self.config.emit_metrics and meter_provider is not None:
-            self._instruments = Instruments(meter_provider.get_meter("llmgine_otel"), self.stats)
+        if self.config.emit_metrics and meter_provider is not None and \
+                hasattr(tracer_provider, "add_span_processor"):
+            # Standalone use with the caller's providers: metrics from spans as they end.
+            # (configure() records them on the export thread instead.)
+            tracer_provider.add_span_processor(
+                SpanMetricsProcessor(SpanMetrics(meter_provider.get_meter("llmgine_otel"))))
         self._capture: CaptureMode = self.config.capture_content
         self._san = Sanitizer(self.config.max_value_length, redact=self.config.redact)
         self.table = SpanTable(self.config.max_open_spans, self.config.max_span_age_s,
@@ -338,7 +351,7 @@ class OTelHandler:
             if pid:
                 entry = table.get((fam, pid if isinstance(pid, str) else safe_str(pid)))
                 if entry is not None:
-                    return trace.set_span_in_context(entry.span, _ROOT), entry
+                    return entry.ctx, entry
         remote = self._remote_parent(event)
         if remote is not None:
             return remote, None
@@ -347,7 +360,7 @@ class OTelHandler:
             if entry is None and "session" in plan.parent_families:
                 entry = self._synthetic_session(event, session, ts)
             if entry is not None:
-                return trace.set_span_in_context(entry.span, _ROOT), entry
+                return entry.ctx, entry
         return _ROOT, None
 
     def _remote_parent(self, event: Any) -> Context | None:
@@ -373,7 +386,7 @@ class OTelHandler:
                         "gen_ai.conversation.id": self._san.attribute(session, "str"),
                         "llmgine.span.synthetic": True},
             start_time=ts)
-        entry = OpenSpan(key, span, session, ts, None)
+        entry = OpenSpan(key, span, session, ts)
         if not self.table.add(entry):
             # Another thread synthesized it first: use theirs, so the session stays one
             # trace. Ours is never ended, hence never exported.
@@ -382,10 +395,12 @@ class OTelHandler:
         return entry
 
     # -- log records -------------------------------------------------------------------------
-    def _emit_log(self, plan: _Plan, event: Any, span: Any, ts: int, error: bool) -> None:
+    def _emit_log(self, plan: _Plan, event: Any, entry: OpenSpan | None, ts: int,
+                  error: bool) -> None:
+        """The event's log record, correlated to ``entry``'s span (if any)."""
         if not plan.logs:
             return
-        if span is not None and not span.get_span_context().trace_flags.sampled and not error:
+        if entry is not None and not entry.sampled and not error:
             self._outcomes["log_sampled_out"] += 1
             return
         if plan.log_rate < 1.0 and not error and self._rand.random() >= plan.log_rate:
@@ -399,7 +414,7 @@ class OTelHandler:
                 else self._san.attribute(sid, "str")
         self._logger.emit(  # type: ignore[union-attr]
             timestamp=ts,
-            context=trace.set_span_in_context(span, _ROOT) if span is not None else _ROOT,
+            context=entry.ctx if entry is not None else _ROOT,
             severity_number=_ERROR_SEV if error else _INFO_SEV,
             severity_text="ERROR" if error else "INFO",
             body=self._body(plan, event),
@@ -487,14 +502,12 @@ class OTelHandler:
         if attrs:
             span.set_attributes(attrs)
         span.end(max(end_ns, entry.start_ns))
-        if span.get_span_context().trace_flags.sampled:  # what the export pipeline sees
+        if entry.sampled:  # what the export pipeline sees
             self._produced["spans"] += 1
-        if plan.metric_names and self._instruments is not None:
-            self._record_metrics(plan, entry, end_ns, attrs, failure)
         return failure
 
     def _estimate_cost(self, entry: OpenSpan, attrs: dict[str, Any]) -> float | None:
-        ma = entry.metric_attrs or {}
+        ma = getattr(entry.span, "attributes", None) or {}
         try:
             return self._cost(  # type: ignore[misc]
                 ma.get("gen_ai.provider.name"),
@@ -507,45 +520,13 @@ class OTelHandler:
             self._outcomes["cost_failed"] += 1
             return None
 
-    def _record_metrics(self, plan: _Plan, entry: OpenSpan, end_ns: int,
-                        attrs: dict[str, Any], failure: tuple[str, str] | None) -> None:
-        ins = self._instruments
-        assert ins is not None
-        ma = dict(entry.metric_attrs or {})
-        if failure is not None:
-            ma["error.type"] = failure[0]
-        seconds = max(end_ns - entry.start_ns, 0) / 1e9
-        for metric in plan.metric_names:
-            if metric == "gen_ai.client.operation.duration":
-                if attrs.get("gen_ai.response.model"):
-                    ma["gen_ai.response.model"] = attrs["gen_ai.response.model"]
-                ins.operation_duration.record(seconds, ma)
-            elif metric == "gen_ai.client.token.usage":
-                base = {k: v for k, v in ma.items() if k != "error.type"}
-                for attr, ttype in (("gen_ai.usage.input_tokens", "input"),
-                                    ("gen_ai.usage.output_tokens", "output")):
-                    n = attrs.get(attr)
-                    if isinstance(n, int) and n >= 0:
-                        ins.token_usage.record(n, {**base, "gen_ai.token.type": ttype})
-                cost = attrs.get("llmgine.cost.usd")
-                if isinstance(cost, float):
-                    ins.cost.add(cost, base)
-            elif metric == "gen_ai.client.operation.time_to_first_chunk":
-                ttfc = attrs.get("gen_ai.response.time_to_first_chunk")
-                if isinstance(ttfc, float):
-                    ins.time_to_first_chunk.record(ttfc, ma)
-            elif metric == "llmgine.command.duration":
-                ins.command_duration.record(seconds, ma)
-            elif metric == "gen_ai.execute_tool.duration":
-                ins.tool_duration.record(seconds, ma)
-
     def _end_evicted(self, entry: OpenSpan, reason: str) -> None:
         """A span that never got its end event: ERROR with ``llmgine.span.end_reason``."""
         span = entry.span
         span.set_attribute("llmgine.span.end_reason", reason)
         span.set_status(Status(StatusCode.ERROR, f"span not ended by its event ({reason})"))
         span.end(max(time.time_ns(), entry.start_ns))
-        if span.get_span_context().trace_flags.sampled:
+        if entry.sampled:
             self._produced["spans"] += 1
         self._outcomes[reason] += 1
 
@@ -558,12 +539,6 @@ class OTelHandler:
             except Exception:  # noqa: BLE001
                 self._outcomes["rejected"] += 1
         return len(entries)
-
-    def _metric_attrs(self, plan: _Plan, attrs: dict[str, Any]) -> dict[str, Any] | None:
-        if not plan.rule.metrics and plan.family not in ("llm", "command", "tool"):
-            return None
-        keep = _METRIC_KEYS.get(plan.family, ())
-        return {k: attrs[k] for k in keep if k in attrs}
 
     # -- actions -----------------------------------------------------------------------------
     def _do_start(self, plan: _Plan, event: Any) -> None:
@@ -580,7 +555,7 @@ class OTelHandler:
             existing = self.table.get(key)
             if existing is not None:
                 self._outcomes["duplicate_start"] += 1
-                self._emit_log(plan, event, existing.span, ts, False)
+                self._emit_log(plan, event, existing, ts, False)
                 return
             ctx, parent = self._remote_parent(event) or _ROOT, None
         else:
@@ -593,12 +568,11 @@ class OTelHandler:
         name = plan.name_get(event) if plan.name_get else plan.family
         span = self._tracer.start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
                                        start_time=ts)
-        entry = OpenSpan(key, span, session, ts, self._metric_attrs(plan, attrs))
-        if not self.table.add(entry):  # lost a race with a duplicate start: first wins
+        entry: OpenSpan | None = OpenSpan(key, span, session, ts)
+        if not self.table.add(entry):  # type: ignore[arg-type]  # lost a race: first wins
             self._outcomes["duplicate_start"] += 1
-            winner = self.table.get(key)
-            span = winner.span if winner is not None else None  # ours is never ended
-        self._emit_log(plan, event, span, ts, False)
+            entry = self.table.get(key)  # ours is never ended
+        self._emit_log(plan, event, entry, ts, False)
 
     def _do_end(self, plan: _Plan, event: Any) -> None:
         ts = self._now_or(event)
@@ -616,7 +590,7 @@ class OTelHandler:
             self._outcomes["end_without_start"] += 1
             entry = self._span_from_end(plan, event, key, ts)
         failure = self._finish(entry, plan, event, ts, self._attributes(plan, event))
-        self._emit_log(plan, event, entry.span, ts, failure is not None)
+        self._emit_log(plan, event, entry, ts, failure is not None)
 
     def _span_from_end(self, plan: _Plan, event: Any, key: tuple[str, str], ts: int
                        ) -> OpenSpan:
@@ -632,7 +606,7 @@ class OTelHandler:
             f"{plan.family} (start missing)" if plan.family != "session" else "session",
             context=ctx, kind=sp.kind, start_time=start,
             attributes={"llmgine.span.missing_start": True})
-        return OpenSpan(key, span, session, start, None)
+        return OpenSpan(key, span, session, start)
 
     @staticmethod
     def _hinted_start(event: Any, ts: int) -> int:
@@ -657,12 +631,11 @@ class OTelHandler:
         name = plan.name_get(event) if plan.name_get else plan.family
         span = self._tracer.start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
                                        start_time=start)
-        entry = OpenSpan(key or (plan.family, ""), span, session, start,
-                         self._metric_attrs(plan, attrs))
+        entry = OpenSpan(key or (plan.family, ""), span, session, start)
         if key is not None:
             self.table.mark_ended(key)
         failure = self._finish(entry, plan, event, ts, {})
-        self._emit_log(plan, event, span, ts, failure is not None)
+        self._emit_log(plan, event, entry, ts, failure is not None)
 
     def _do_exception(self, plan: _Plan, event: Any) -> None:
         ts = self._now_or(event)
@@ -677,14 +650,13 @@ class OTelHandler:
         if target is None and session is not None:
             target = self.table.innermost(session, plan.parent_families)
         exc = plan.exc_get(event) if plan.exc_get else None
-        span = target.span if target is not None else None
-        if span is not None:
+        if target is not None:
             attrs = _exception_attributes(exc, self._san)
             attrs.update(self._attributes(plan, event))
-            span.add_event("exception", attrs, timestamp=ts)
+            target.span.add_event("exception", attrs, timestamp=ts)
         else:
             self._outcomes["exception_without_span"] += 1
-        self._emit_log(plan, event, span, ts, True)
+        self._emit_log(plan, event, target, ts, True)
 
     def _do_chunk(self, plan: _Plan, event: Any) -> None:
         ts = self._now_or(event)
@@ -701,21 +673,14 @@ class OTelHandler:
                     entry.chunk_gap_max_ns = gap
             entry.chunk_last_ns = ts
             entry.chunks += 1
-        self._emit_log(plan, event, entry.span if entry else None, ts, False)
+        self._emit_log(plan, event, entry, ts, False)
 
     def _do_log(self, plan: _Plan, event: Any) -> None:
         ts = self._now_or(event)
         session = self._session(event)
         entry = self.table.get(("session", session)) if session is not None else None
-        self._emit_log(plan, event, entry.span if entry else None, ts, False)
+        self._emit_log(plan, event, entry, ts, False)
 
-
-_METRIC_KEYS = {
-    "llm": ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
-            "server.address", "server.port"),
-    "command": ("llmgine.command.type",),
-    "tool": ("gen_ai.operation.name", "gen_ai.tool.name"),
-}
 
 _ACTIONS: dict[str, Callable[[OTelHandler, _Plan, Any], None]] = {
     "start": OTelHandler._do_start,

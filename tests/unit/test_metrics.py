@@ -37,6 +37,7 @@ def test_genai_histograms_with_spec_buckets(pipeline):
               llm_finished("s1", "L2", 2.25, error=TimeoutError("slow")),
               tool_result("s1", "t1", 2.5), command_result("s1", "c1", 3)):
         tel.observe_event(e)
+    tel.force_flush()  # histograms are recorded from spans on the export thread
     usage = _points(tel, "gen_ai.client.token.usage")
     assert {p.attributes["gen_ai.token.type"]: p.sum for p in usage} == {"input": 120,
                                                                           "output": 30}
@@ -74,10 +75,15 @@ def test_prometheus_text_has_self_metrics(pipeline):
                      r'signal="(spans|logs)"\} \d+', text)
     assert re.search(r'llmgine_observability_queue_size\{signal="spans"\} [0-2]', text)
     assert "# TYPE gen_ai_client_operation_duration histogram" not in text  # nothing yet
-    assert "# TYPE llmgine_command_duration histogram" in text
-    assert 'llmgine_command_duration_bucket{le="+Inf",llmgine_command_type="Command"} 20' \
-        in text
     gate.open.set()
+    tel.force_flush()
+    text = tel.prometheus_text()
+    assert "# TYPE gen_ai_client_operation_duration histogram" not in text  # no LLM spans
+    assert "# TYPE llmgine_command_duration histogram" in text
+    exported = tel.stats.exported["spans"]  # command durations come from exported spans
+    assert 0 < exported < 20
+    assert ('llmgine_command_duration_bucket{le="+Inf",llmgine_command_type="Command"} '
+            f"{exported}") in text
 
 
 def test_prometheus_text_of_nothing():
@@ -91,6 +97,7 @@ def test_configure_sets_the_bucket_views(tmp_path):
     try:
         tel.observe_event(llm_started("s1", "L1", 1.0))
         tel.observe_event(llm_finished("s1", "L1", 1.5, input_tokens=7, output_tokens=9))
+        tel.force_flush()
         (duration,) = _points(tel, "gen_ai.client.operation.duration")
         assert list(duration.explicit_bounds) == DURATION_BUCKETS
         for p in _points(tel, "gen_ai.client.token.usage"):

@@ -3,6 +3,8 @@ and a reason, and nothing is leaked."""
 
 from __future__ import annotations
 
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan
+
 from opentelemetry.trace import StatusCode
 from otel_kit import command_result, command_started, llm_started, session_start
 
@@ -74,7 +76,7 @@ def test_table_operations_directly():
     t = SpanTable(2, 10.0, lambda e, r: evicted.append((e.key[1], r)), clock=clock)
 
     def entry(fam: str, key: str, session: str | None = "s") -> OpenSpan:
-        return OpenSpan((fam, key), object(), session, 0, None)
+        return OpenSpan((fam, key), NonRecordingSpan(INVALID_SPAN_CONTEXT), session, 0)
 
     assert t.add(entry("session", "s"))
     assert t.add(entry("command", "a"))

@@ -222,7 +222,7 @@ def test_synthetic_session_race_keeps_one_trace(otel):
         if name == "session" and not winner:
             other = real_start("session", *a, **kw)
             winner.append(other)
-            handler.table.add(OpenSpan(("session", "s7"), other, "s7", kw["start_time"], None))
+            handler.table.add(OpenSpan(("session", "s7"), other, "s7", kw["start_time"]))
         return span
 
     handler._tracer.start_span = racing_start

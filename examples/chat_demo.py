@@ -1,0 +1,209 @@
+"""A small llmgine chat app, traced with one line: ``LLMgineInstrumentor().instrument()``
+(at the bottom, so tests can import this module and feed their own telemetry).
+
+Run it (no network, no API keys: litellm answers from ``mock_response``)::
+
+    python examples/chat_demo.py
+
+What it does, on llmgine's real MessageBus, in one session:
+
+1. ``ChatCommand`` asks the model (litellm) which tools to call; it calls two tools,
+   ``get_weather`` (works) and ``get_stock_price`` (fails), publishing llmgine's
+   ``ToolExecuteResultEvent`` for each; then streams the final answer from the model.
+2. ``SummarizeCommand`` fails: the model rejects the request (context window exceeded) and
+   the handler raises.
+
+Each LLM request is wrapped in ``llm_call`` (llmgine 0.0.1 publishes nothing about LLM
+calls), so the trace is: session -> commands -> LLM calls and tool executions, with token
+usage, statuses and errors. Telemetry goes to ./llmgine-telemetry (the embedded default),
+or to a Collector when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Keep litellm offline and quiet: the bundled price map, no callbacks.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("LITELLM_TELEMETRY", "False")
+# llmgine keeps scheduled events in ./message_bus.db unless told otherwise; the demo has none.
+os.environ.setdefault("LLMGINE_DB_URL", "sqlite://")
+
+import litellm
+from llmgine.bus.bus import MessageBus
+from llmgine.llm.tools.tool_events import ToolExecuteResultEvent
+from llmgine.messages.commands import Command, CommandResult
+
+import llmgine_otel
+from llmgine_otel.instrument import LLMgineInstrumentor
+from llmgine_otel.llm import llm_call
+
+MODEL = "gpt-4o-mini"
+SESSION_ID = "demo-session"
+TOOLS: list[dict[str, Any]] = [
+    {"type": "function", "function": {"name": "get_weather", "description": "Weather now",
+                                      "parameters": {"type": "object", "properties": {
+                                          "city": {"type": "string"}}}}},
+    {"type": "function", "function": {"name": "get_stock_price", "description": "A quote",
+                                      "parameters": {"type": "object", "properties": {
+                                          "ticker": {"type": "string"}}}}},
+]
+TOOL_CALLS = [
+    {"id": "call_weather", "type": "function",
+     "function": {"name": "get_weather", "arguments": json.dumps({"city": "Paris"})}},
+    {"id": "call_stock", "type": "function",
+     "function": {"name": "get_stock_price", "arguments": json.dumps({"ticker": "ACME"})}},
+]
+
+
+@dataclass
+class ChatCommand(Command):
+    """A user message to answer, using tools when the model asks for them."""
+
+    text: str = ""
+
+
+@dataclass
+class SummarizeCommand(Command):
+    """Summarize a (too long) document."""
+
+    document: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def get_weather(city: str) -> str:
+    """A tool that works."""
+    return f"18°C and sunny in {city}"
+
+
+def get_stock_price(ticker: str) -> str:
+    """A tool whose upstream is down."""
+    raise ConnectionError(f"quote service unavailable for {ticker}")
+
+
+TOOL_FUNCTIONS: dict[str, Callable[..., str]] = {
+    "get_weather": get_weather, "get_stock_price": get_stock_price}
+
+
+async def run_tool(bus: MessageBus, session_id: str, call: dict[str, Any]) -> str:
+    """Run one tool call and publish llmgine's ToolExecuteResultEvent for it."""
+    name = call["function"]["name"]
+    args = json.loads(call["function"]["arguments"])
+    try:
+        result, ok = TOOL_FUNCTIONS[name](**args), True
+    except Exception as exc:  # noqa: BLE001 - a failed tool is reported to the model
+        result, ok = f"{type(exc).__name__}: {exc}", False
+    await bus.publish(ToolExecuteResultEvent(
+        session_id=session_id, execution_succeed=ok, tool_name=name, tool_call_id=call["id"],
+        tool_info=next(t["function"] for t in TOOLS if t["function"]["name"] == name),
+        tool_args=args, tool_result=result), await_processing=False)
+    return result
+
+
+async def handle_chat(bus: MessageBus, cmd: ChatCommand) -> CommandResult:
+    """Model -> tools -> model (streamed)."""
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": cmd.text}]
+    async with llm_call(bus, model=MODEL, provider="openai", session_id=cmd.session_id,
+                        messages=messages, temperature=0.2, max_tokens=256) as call:
+        response = await litellm.acompletion(
+            model=MODEL, messages=messages, tools=TOOLS, temperature=0.2, max_tokens=256,
+            mock_response="", mock_tool_calls=TOOL_CALLS)
+        call.record_response(response)
+    assistant = response.choices[0].message
+    messages.append({"role": "assistant", "content": assistant.content or "",
+                     "tool_calls": TOOL_CALLS})
+    for tool_call in assistant.tool_calls or ():
+        plain = {"id": tool_call.id, "function": {"name": tool_call.function.name,
+                                                  "arguments": tool_call.function.arguments}}
+        result = await run_tool(bus, cmd.session_id, plain)
+        messages.append({"role": "tool", "tool_call_id": tool_call.id, "content": result})
+
+    answer = []
+    async with llm_call(bus, model=MODEL, provider="openai", session_id=cmd.session_id,
+                        messages=messages, stream=True) as call:
+        stream = await litellm.acompletion(
+            model=MODEL, messages=messages, stream=True, stream_options={"include_usage": True},
+            mock_response="It is 18°C and sunny in Paris. I could not get the ACME quote.")
+        async for chunk in call.wrap_stream(stream):
+            if chunk.choices and chunk.choices[0].delta.content:
+                answer.append(chunk.choices[0].delta.content)
+    return CommandResult(success=True, command_id=cmd.command_id, result="".join(answer))
+
+
+async def handle_summarize(bus: MessageBus, cmd: SummarizeCommand) -> CommandResult:
+    """Fails: the model rejects the request, and the handler lets the error propagate."""
+    messages = [{"role": "user", "content": f"Summarize: {cmd.document}"}]
+    async with llm_call(bus, model=MODEL, provider="openai", session_id=cmd.session_id,
+                        messages=messages):
+        await litellm.acompletion(
+            model=MODEL, messages=messages,
+            mock_response=litellm.ContextWindowExceededError(
+                message="This model's maximum context length is 128000 tokens",
+                model=MODEL, llm_provider="openai"))
+    return CommandResult(success=True, command_id=cmd.command_id)  # not reached
+
+
+async def main() -> int:
+    """Run the session, then say where the telemetry went."""
+    litellm.telemetry = False
+    litellm.callbacks = []
+    MessageBus._instance = None  # a fresh bus even if something made one before
+    bus = MessageBus()
+    await bus.start()
+    try:
+        async with bus.session(SESSION_ID) as session:
+            async def on_chat(cmd: Command) -> CommandResult:
+                assert isinstance(cmd, ChatCommand)
+                return await handle_chat(bus, cmd)
+
+            async def on_summarize(cmd: Command) -> CommandResult:
+                assert isinstance(cmd, SummarizeCommand)
+                return await handle_summarize(bus, cmd)
+
+            # llmgine types handlers as sync callables; async ones are what it awaits.
+            session.register_command_handler(ChatCommand, on_chat)  # type: ignore[arg-type]
+            session.register_command_handler(
+                SummarizeCommand, on_summarize)  # type: ignore[arg-type]
+            chat = await session.execute_with_session(
+                ChatCommand(text="What's the weather in Paris, and how is ACME doing?"))
+            print(f"chat      -> success={chat.success}: {chat.result}")
+            summary = await session.execute_with_session(SummarizeCommand(document="..." * 50))
+            print(f"summarize -> success={summary.success}: {summary.error}")
+    finally:
+        await bus.stop()
+    return 0
+
+
+def report() -> None:
+    """Flush telemetry and print where it is and how to look at it."""
+    telemetry = llmgine_otel.get_telemetry()
+    if telemetry is None:
+        return
+    result = telemetry.shutdown()
+    print()
+    if telemetry.config.endpoint:
+        print(f"Telemetry sent to {telemetry.config.endpoint} ({result}).")
+        return
+    where = (telemetry.config.output_dir / "telemetry.jsonl").resolve()
+    print(f"Telemetry written to {where}")
+    print(f"  view it:            llmgine-otel view {telemetry.config.output_dir}")
+    print("  send to a Collector: OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 "
+          "python examples/chat_demo.py")
+
+
+if __name__ == "__main__":
+    LLMgineInstrumentor().instrument()  # the one line: every bus event becomes telemetry
+    # llmgine logs each failed command with a traceback; the trace has it already.
+    logging.getLogger("llmgine.bus.bus").setLevel(logging.CRITICAL)
+    code = asyncio.run(main())
+    report()
+    sys.exit(code)

@@ -1,0 +1,105 @@
+"""Fixtures for the reliability suite: the real built Collector, telemetry wired to it with
+documented SDK settings, and the figures file that RELIABILITY.md is refreshed from."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_TESTS = str(Path(__file__).resolve().parents[1])
+if _TESTS not in sys.path:  # tests/ -> import support.* (appended: never shadow site-packages)
+    sys.path.append(_TESTS)
+
+from support.collector import COLLECTOR_DIR, RunningCollector, start_collector  # noqa: E402
+
+from llmgine_otel import configure  # noqa: E402
+from llmgine_otel.telemetry import Telemetry  # noqa: E402
+
+FIGURES_PATH = Path(__file__).resolve().parent / ".last-figures.json"
+_figures_lock = threading.Lock()
+
+# SDK settings used by every test here (documented in RELIABILITY.md):
+#  - schedule delays 200 ms: a batch leaves within 0.2 s even at low rates (the defaults,
+#    5 s for spans and 1 s for logs, only delay delivery; they change no accounting);
+#  - OTLP timeout 2 s: one export call (with its retries and backoff) gives up after 2 s
+#    instead of 10 s, so an outage costs at most 2 s of exporter time per batch and the
+#    exporter notices a restarted Collector quickly.
+SDK_ENV = {
+    "OTEL_BSP_SCHEDULE_DELAY": "200",
+    "OTEL_BLRP_SCHEDULE_DELAY": "200",
+    "OTEL_EXPORTER_OTLP_TIMEOUT": "2",
+}
+
+
+def record_figures(test: str, **values: Any) -> None:
+    """Merge this test's measured figures into tests/reliability/.last-figures.json."""
+    with _figures_lock:
+        try:
+            data = json.loads(FIGURES_PATH.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            data = {}
+        values["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        data[test] = values
+        FIGURES_PATH.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    print(f"\n[figures] {test}: {json.dumps(values, sort_keys=True)}")
+
+
+@pytest.fixture
+def otel_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A hermetic environment: no inherited OTEL_*/LLMGINE_* settings, plus SDK_ENV."""
+    for k in list(os.environ):
+        if k.startswith(("OTEL_", "LLMGINE_OBSERVABILITY_", "LLMGINE_OTEL_")):
+            monkeypatch.delenv(k, raising=False)
+    for k, v in SDK_ENV.items():
+        monkeypatch.setenv(k, v)
+    return dict(SDK_ENV)
+
+
+@contextlib.contextmanager
+def collector(workdir: Path, config: str = "otelcol.yaml", env: dict[str, str] | None = None,
+              **kw: Any) -> Iterator[RunningCollector]:
+    """The real otelcol-llmgine with collector/<config>; always stopped."""
+    col = start_collector(COLLECTOR_DIR / config, env or {}, workdir=workdir, **kw)
+    try:
+        yield col
+    finally:
+        col.stop()
+
+
+def make_telemetry(endpoint: str, tmp_path: Path, **overrides: Any) -> Telemetry:
+    """configure() against ``endpoint`` (gRPC), not global, no console summary."""
+    return configure(set_global=False, endpoint=endpoint, console=False,
+                     output_dir=tmp_path / "local", **overrides)
+
+
+@contextlib.contextmanager
+def telemetry(endpoint: str, tmp_path: Path, **overrides: Any) -> Iterator[Telemetry]:
+    tel = make_telemetry(endpoint, tmp_path, **overrides)
+    try:
+        yield tel
+    finally:
+        tel.shutdown()
+
+
+def accounting(tel: Telemetry) -> dict[str, Any]:
+    """produced / exported / dropped-by-reason per signal, from telemetry.stats."""
+    snap = tel.stats.snapshot()
+    out: dict[str, Any] = {}
+    for sig in ("spans", "logs"):
+        dropped = {k.split(":", 1)[1]: v for k, v in snap["dropped"].items()
+                   if k.startswith(sig + ":")}
+        out[sig] = {"produced": snap["produced"].get(sig, 0),
+                    "exported": snap["exported"].get(sig, 0),
+                    "dropped": dropped,
+                    "dropped_total": sum(dropped.values())}
+    out["outcomes"] = snap["outcomes"]
+    return out
