@@ -428,7 +428,7 @@ def percentile(values: Sequence[float], p: float) -> float:
     v = sorted(values)
     if not v:
         return float("nan")
-    k = min(len(v) - 1, max(0, int(round(p / 100 * (len(v) - 1)))))
+    k = min(len(v) - 1, max(0, round(p / 100 * (len(v) - 1))))
     return v[k]
 
 

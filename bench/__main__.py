@@ -60,11 +60,13 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         for key in ("null", "otlp_collector"):
             sub = r.get(key, {})
             if "not_measured" in sub:
-                rows.append(("1 overhead", f"[{key}] all", "not yet measured", sub["not_measured"]))
+                rows.append(("1 overhead", f"[{key}] all", "not yet measured",
+                             sub["not_measured"]))
                 continue
             for n, s in sub.get("sides", {}).items():
                 rows.append(("1 overhead", f"[{key}] {n} us/event wall",
-                             _m(s["wall_ns_per_event"], us), f"cpu {_m(s['cpu_ns_per_event'], us)}"))
+                             _m(s["wall_ns_per_event"], us),
+                             f"cpu {_m(s['cpu_ns_per_event'], us)}"))
             for n, s in sub.get("ratios", {}).items():
                 if "SDK clock" in n and "handler" not in n:
                     continue
@@ -118,7 +120,8 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             s = r[k]
             rows.append(("5 memory", f"{k}: RSS delta ({s['open_spans']} open spans)",
                          f"{s['rss_delta_mb']:.1f} MB",
-                         f"RSS {s['rss_after_mb']:.0f} MB; {s['rss_bytes_per_open_span']:,.0f} B/span"))
+                         f"RSS {s['rss_after_mb']:.0f} MB; "
+                         f"{s['rss_bytes_per_open_span']:,.0f} B/span"))
     r = results.get("startup")
     if r and "error" not in r:
         ok = "meets" if r["total_ms"]["median"] <= r["target_ms"] else "MISSES"

@@ -13,8 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import (build_ours, build_raw, flat, flush_ours, interleaved_round, make_sessions,
-                   ratio_summary, summary)
+from bench import (
+    build_ours,
+    build_raw,
+    flat,
+    flush_ours,
+    interleaved_round,
+    make_sessions,
+    ratio_summary,
+    summary,
+)
 
 TARGET = 1.10
 BASE = "raw SDK (event times)"

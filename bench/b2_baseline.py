@@ -18,7 +18,15 @@ import logging
 import tempfile
 from typing import Any
 
-from bench import build_ours, flat, flush_ours, interleaved_round, make_sessions, ratio_summary, summary
+from bench import (
+    build_ours,
+    flat,
+    flush_ours,
+    interleaved_round,
+    make_sessions,
+    ratio_summary,
+    summary,
+)
 
 OURS = "ours (as shipped: files + console summary)"
 

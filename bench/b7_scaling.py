@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import (build_ours, flat, flush_ours, interleaved_round, make_session, make_sessions,
-                   ratio_summary, summary)
+from bench import (
+    build_ours,
+    flat,
+    flush_ours,
+    interleaved_round,
+    make_session,
+    make_sessions,
+    ratio_summary,
+    summary,
+)
 
 KS = (1, 100, 10_000)
 

@@ -14,8 +14,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench import (build_ours, flat, flush_ours, interleaved_round, make_session, make_sessions,
-                   ratio_summary, summary)
+from bench import (
+    build_ours,
+    flat,
+    flush_ours,
+    interleaved_round,
+    make_session,
+    make_sessions,
+    ratio_summary,
+    summary,
+)
 
 SLOW_PER_ITEM_S = 0.005
 

@@ -76,7 +76,8 @@ def running_collector() -> Iterator[tuple[str, int]]:
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"collector exited: {open(f'{work}/collector.log').read()[-2000:]}")
+                log = open(f"{work}/collector.log").read()[-2000:]
+                raise RuntimeError(f"collector exited: {log}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{ports['health']}/", timeout=1):
                     break

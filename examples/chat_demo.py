@@ -28,6 +28,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 # Keep litellm offline and quiet: the bundled price map, no callbacks.
@@ -96,14 +97,17 @@ async def run_tool(bus: MessageBus, session_id: str, call: dict[str, Any]) -> st
     """Run one tool call and publish llmgine's ToolExecuteResultEvent for it."""
     name = call["function"]["name"]
     args = json.loads(call["function"]["arguments"])
+    started = datetime.now().isoformat()  # the tool span starts here (llmgine.start_time)
     try:
+        await asyncio.sleep(0.05)  # a tool does some I/O
         result, ok = TOOL_FUNCTIONS[name](**args), True
     except Exception as exc:  # noqa: BLE001 - a failed tool is reported to the model
         result, ok = f"{type(exc).__name__}: {exc}", False
     await bus.publish(ToolExecuteResultEvent(
         session_id=session_id, execution_succeed=ok, tool_name=name, tool_call_id=call["id"],
         tool_info=next(t["function"] for t in TOOLS if t["function"]["name"] == name),
-        tool_args=args, tool_result=result), await_processing=False)
+        tool_args=args, tool_result=result, metadata={"llmgine.start_time": started}),
+        await_processing=False)
     return result
 
 

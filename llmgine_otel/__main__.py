@@ -1,3 +1,5 @@
-from llmgine_otel.cli import main
 import sys
+
+from llmgine_otel.cli import main
+
 sys.exit(main())

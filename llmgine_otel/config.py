@@ -31,7 +31,9 @@ class ConfigError(ValueError):
 
 
 class CaptureMode(enum.Enum):
-    """Where prompt/completion/tool content goes (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)."""
+    """Where prompt/completion/tool content goes.
+
+    Set by OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT."""
 
     NO_CONTENT = "NO_CONTENT"
     SPAN_ONLY = "SPAN_ONLY"

@@ -9,7 +9,7 @@ through observable instruments, so exporting them costs nothing until a reader c
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -47,7 +47,7 @@ class SelfStats:
         self.lock = threading.Lock()
         self.events_by_handler: Counter[str] = Counter()
         self.handler_errors: Counter[str] = Counter()
-        self.handler_seconds: Counter[str] = Counter()
+        self.handler_seconds: dict[str, float] = defaultdict(float)
         self.outcomes: Counter[str] = Counter()
         """Translation outcomes: duplicate_start, end_without_start, repaired, rejected, ..."""
         self.produced: Counter[str] = Counter()  # signal -> items handed to the SDK
@@ -250,10 +250,13 @@ def prometheus_text(metrics_data: Any) -> str:
                     out.append(f"# TYPE {name} histogram")
                     for p in data.data_points:
                         cum = 0
+                        attrs = dict(p.attributes)
                         for bound, count in zip(p.explicit_bounds, p.bucket_counts, strict=False):
                             cum += count
-                            out.append(f"{name}_bucket{_labels(dict(p.attributes), {'le': repr(float(bound))})} {cum}")
-                        out.append(f"{name}_bucket{_labels(dict(p.attributes), {'le': '+Inf'})} {p.count}")
+                            le = {"le": repr(float(bound))}
+                            out.append(f"{name}_bucket{_labels(attrs, le)} {cum}")
+                        inf = {"le": "+Inf"}
+                        out.append(f"{name}_bucket{_labels(attrs, inf)} {p.count}")
                         out.append(f"{name}_sum{_labels(dict(p.attributes))} {p.sum}")
                         out.append(f"{name}_count{_labels(dict(p.attributes))} {p.count}")
                 else:

@@ -120,7 +120,7 @@ class _Fanout:
         for e in self.exporters:
             try:
                 e.shutdown()
-            except Exception:  # noqa: BLE001, S110
+            except Exception:  # noqa: BLE001
                 pass
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:

@@ -120,6 +120,17 @@ class SpanTable:
         with self._lock:
             self._remember_ended(key)
 
+    def find_span(self, session: str, span_id: int) -> OpenSpan | None:
+        """The open span of ``session`` with this span id (stacks are short: a few entries)."""
+        stack = self._stacks.get(session)
+        if not stack:
+            return None
+        with self._lock:
+            for entry in reversed(stack):
+                if entry.span.get_span_context().span_id == span_id:
+                    return entry
+        return None
+
     def innermost(self, session: str, families: tuple[str, ...]) -> OpenSpan | None:
         """The most recently started open span of one of ``families`` in ``session``."""
         stack = self._stacks.get(session)

@@ -20,8 +20,15 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
 from llmgine_otel.config import CaptureMode, ObservabilityConfig
 from llmgine_otel.content import Sanitizer, safe_str, to_semconv_messages, valid_utf8
@@ -33,7 +40,6 @@ __all__ = ["OTelHandler", "event_time_ns"]
 
 _log = logging.getLogger("llmgine_otel")
 _ROOT = Context()
-_PROPAGATOR = TraceContextTextMapPropagator()
 _NO_SESSION = frozenset({"", "BUS", "None"})
 _ERROR_TYPE_RE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Timeout|Interrupt)\w*):")
 _EPOCH = datetime(1970, 1, 1)
@@ -65,8 +71,7 @@ def compile_path(path: str) -> Callable[[Any], Any]:
     alternatives: list[Callable[[Any], Any]] = []
     for alt in path.split("|"):
         if alt.startswith("="):
-            const = alt[1:]
-            alternatives.append(lambda _e, c=const: c)
+            alternatives.append(_constant(alt[1:]))
             continue
         as_type = alt.endswith(":type")
         parts = tuple((alt[:-5] if as_type else alt).split("."))
@@ -90,6 +95,13 @@ def compile_path(path: str) -> Callable[[Any], Any]:
         return None
 
     return first
+
+
+def _constant(value: str) -> Callable[[Any], Any]:
+    def const(_event: Any) -> str:
+        return value
+
+    return const
 
 
 _TEMPLATE_RE = re.compile(r"\{([^}]+)\}")
@@ -253,13 +265,13 @@ class OTelHandler:
     # -- entry points ----------------------------------------------------------------------
     def handle(self, event: Any) -> None:
         """Translate one event. Never raises; a failure is counted as ``rejected``."""
-        plan = self._plans.get(type(event), False)
-        if plan is False:
+        plan = self._plans.get(type(event), _UNKNOWN)
+        if plan is _UNKNOWN:
             plan = self._plan_for(type(event))
         if plan is None:  # filtered out: costs one dict look-up
             return
         try:
-            _ACTIONS[plan.action](self, plan, event)  # type: ignore[union-attr]
+            _ACTIONS[plan.action](self, plan, event)
             if self._san.repairs:  # the sanitizer's count -> the documented outcome
                 self._outcomes["repaired"] += self._san.repairs
                 self._san.repairs = 0
@@ -352,9 +364,9 @@ class OTelHandler:
                 entry = table.get((fam, pid if isinstance(pid, str) else safe_str(pid)))
                 if entry is not None:
                     return entry.ctx, entry
-        remote = self._remote_parent(event)
+        remote = self._remote_parent(event, session)
         if remote is not None:
-            return remote, None
+            return remote
         if session is not None and plan.parent_families:
             entry = table.innermost(session, plan.parent_families)
             if entry is None and "session" in plan.parent_families:
@@ -363,17 +375,30 @@ class OTelHandler:
                 return entry.ctx, entry
         return _ROOT, None
 
-    def _remote_parent(self, event: Any) -> Context | None:
+    def _remote_parent(self, event: Any, session: str | None = None
+                       ) -> tuple[Context, OpenSpan | None] | None:
+        """The W3C ``traceparent`` in the event's (or its command's) metadata. When it names
+        an open span of this session (the instrumentor stamps the current span), that local
+        span is the parent; otherwise it is a remote parent (another process)."""
         for holder in (event, getattr(event, "command", None)):
             md = getattr(holder, "metadata", None)
-            if isinstance(md, Mapping) and "traceparent" in md:
-                tp = md.get("traceparent")
-                if not isinstance(tp, str):
-                    continue
-                ctx = _PROPAGATOR.extract({"traceparent": tp,
-                                           "tracestate": md.get("tracestate", "")}, _ROOT)
-                if trace.get_current_span(ctx).get_span_context().is_valid:
-                    return ctx
+            if md.__class__ is not dict and not isinstance(md, Mapping):
+                continue
+            tp = md.get("traceparent")  # type: ignore[union-attr]
+            if tp.__class__ is not str:
+                continue
+            parsed = _parse_traceparent(tp)
+            if parsed is None:
+                continue
+            trace_id, span_id, flags = parsed
+            if session is not None:
+                local = self.table.find_span(session, span_id)
+                if local is not None:
+                    return local.ctx, local
+            state = md.get("tracestate")  # type: ignore[union-attr]
+            sc = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags),
+                             trace_state=_trace_state(state))
+            return trace.set_span_in_context(NonRecordingSpan(sc), _ROOT), None
         return None
 
     def _synthetic_session(self, event: Any, session: str, ts: int) -> OpenSpan | None:
@@ -381,7 +406,7 @@ class OTelHandler:
         if self.table.get(key) is not None:
             return self.table.get(key)
         span = self._tracer.start_span(
-            "session", context=self._remote_parent(event) or _ROOT, kind=SpanKind.INTERNAL,
+            "session", context=_ctx_of(self._remote_parent(event)), kind=SpanKind.INTERNAL,
             attributes={"llmgine.session.id": self._san.attribute(session, "str"),
                         "gen_ai.conversation.id": self._san.attribute(session, "str"),
                         "llmgine.span.synthetic": True},
@@ -474,7 +499,7 @@ class OTelHandler:
             return None
         if plan.success_get is not None:
             ok = plan.success_get(event)
-            if ok is False or ok is None and plan.family == "tool":
+            if ok is False or (ok is None and plan.family == "tool"):
                 msg = plan.message_get(event) if plan.message_get else None
                 text = self._san.text(safe_str(msg), scrub=True)[:1024] if msg else "failed"
                 return _error_type(msg, None), text
@@ -557,13 +582,13 @@ class OTelHandler:
                 self._outcomes["duplicate_start"] += 1
                 self._emit_log(plan, event, existing, ts, False)
                 return
-            ctx, parent = self._remote_parent(event) or _ROOT, None
+            ctx = _ctx_of(self._remote_parent(event))
         else:
             if self.table.get(key) is not None or self.table.was_ended(key):
                 self._outcomes["duplicate_start" if self.table.get(key) else "late_start"] += 1
                 self._emit_log(plan, event, None, ts, False)
                 return
-            ctx, parent = self._parent(plan, event, session, ts)
+            ctx, _ = self._parent(plan, event, session, ts)
         attrs = self._attributes(plan, event)
         name = plan.name_get(event) if plan.name_get else plan.family
         span = self._tracer.start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
@@ -599,7 +624,7 @@ class OTelHandler:
         session = self._session(event)
         sp = self._start_plans.get(plan.family, plan)
         if plan.family == "session":
-            ctx, _ = self._remote_parent(event) or _ROOT, None
+            ctx = _ctx_of(self._remote_parent(event))
         else:
             ctx, _ = self._parent(sp, event, session, start)
         span = self._tracer.start_span(
@@ -682,6 +707,8 @@ class OTelHandler:
         self._emit_log(plan, event, entry, ts, False)
 
 
+_UNKNOWN: Any = object()
+
 _ACTIONS: dict[str, Callable[[OTelHandler, _Plan, Any], None]] = {
     "start": OTelHandler._do_start,
     "end": OTelHandler._do_end,
@@ -695,6 +722,34 @@ from opentelemetry._logs import SeverityNumber  # noqa: E402
 
 _INFO_SEV = SeverityNumber.INFO
 _ERROR_SEV = SeverityNumber.ERROR
+
+
+def _ctx_of(found: tuple[Context, OpenSpan | None] | None) -> Context:
+    return found[0] if found is not None else _ROOT
+
+
+def _parse_traceparent(tp: str) -> tuple[int, int, int] | None:
+    """``00-<trace id>-<span id>-<flags>`` -> ints; None when malformed or all-zero."""
+    if len(tp) < 55 or tp[2] != "-" or tp[35] != "-" or tp[52] != "-" or tp[:2] == "ff":
+        return None
+    if tp[:2] == "00" and len(tp) != 55:
+        return None
+    try:
+        trace_id, span_id, flags = int(tp[3:35], 16), int(tp[36:52], 16), int(tp[53:55], 16)
+    except ValueError:
+        return None
+    if not trace_id or not span_id:
+        return None
+    return trace_id, span_id, flags
+
+
+def _trace_state(raw: Any) -> TraceState | None:
+    if not raw or raw.__class__ is not str:
+        return None
+    try:
+        return TraceState.from_header([raw])
+    except Exception:  # noqa: BLE001 - a bad tracestate is dropped, not fatal
+        return None
 
 
 def _structural(value: Any) -> bool:

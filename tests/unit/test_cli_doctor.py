@@ -19,7 +19,7 @@ class _Trace(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, token: str | None = None) -> None:
         self.token = token
 
-    def Export(self, request, context):  # noqa: N802 - gRPC method name
+    def Export(self, request, context):
         if self.token is not None:
             md = dict(context.invocation_metadata())
             if md.get("authorization") != f"Bearer {self.token}":

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from otel_kit import (
     Harness,
     command_result,
@@ -19,7 +20,6 @@ from otel_kit import (
     tool_result,
     ts,
 )
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from llmgine_otel.config import ConfigError, ObservabilityConfig
 from llmgine_otel.events import LLMStreamChunkEvent
@@ -162,7 +162,7 @@ def test_set_sample_rate_validates() -> None:
 
 @pytest.mark.parametrize("strategy", ["drop_oldest", "drop_newest"])
 def test_strategy_drops_are_counted_by_reason(pipeline: Any, strategy: str) -> None:
-    tel, gate, span_ex, log_ex = pipeline(queue_size=50, back_pressure_strategy=strategy)
+    tel, gate, span_ex, _ = pipeline(queue_size=50, back_pressure_strategy=strategy)
     tel.observe_event(session_start("warm", 0))
     tel.observe_event(session_end("warm", 0.1))
     assert gate.entered.wait(5)  # the exporter thread is now blocked

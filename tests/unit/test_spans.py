@@ -3,9 +3,7 @@ and a reason, and nothing is leaked."""
 
 from __future__ import annotations
 
-from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan
-
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan, StatusCode
 from otel_kit import command_result, command_started, llm_started, session_start
 
 from llmgine_otel.spans import OpenSpan, SpanTable
