@@ -26,11 +26,13 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
+import ctypes
 import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -228,6 +230,23 @@ class ProcessStartError(RuntimeError):
     pass
 
 
+def _die_with_parent_fn() -> Any:
+    """On Linux, make the child get SIGKILL when this process dies (even by SIGKILL, when the
+    atexit hook cannot run). PR_SET_PDEATHSIG fires when the *thread* that forked exits, so it is
+    only used from the main thread."""
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+    def _preexec() -> None:
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+
+    return _preexec
+
+
 class _ManagedProcess:
     """A child process with a log file, a readiness probe and bounded stop/kill/restart."""
 
@@ -260,6 +279,7 @@ class _ManagedProcess:
             stdout=self._log_fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent_fn(),
         )
         _live.add(self)
 
