@@ -165,23 +165,29 @@ class Sanitizer:
         return self._data(value, scrub, 0, set(), key)
 
     def _data(self, value: Any, scrub: bool, depth: int, seen: set[int], key: str) -> Any:
-        if value is None or isinstance(value, bool | int):
-            if isinstance(value, int) and not isinstance(value, bool) and not (
-                -(2**63) <= value < 2**63
-            ):
-                self.repairs += 1
-                return str(value)
+        cls = value.__class__
+        # Fast paths by exact class (the common case), then the general checks.
+        if cls is str:
+            if len(value) <= 256 and value.isascii():
+                return scrub_secrets(value) if scrub else value
+            return self.text(value, scrub=scrub)
+        if cls is int:
+            if -(2**63) <= value < 2**63:
+                return value
+            self.repairs += 1
+            return str(value)
+        if value is None or cls is bool:
             return value
-        if isinstance(value, float):
+        if cls is float:
             if math.isfinite(value):
                 return value
             self.repairs += 1
             return str(value)
-        cls = value.__class__
-        if cls is str:
-            if len(value) <= 64 and value.isascii() and not scrub:
-                return value
-            return self.text(value, scrub=scrub)
+        if isinstance(value, bool | int):
+            return self._data(int(value) if not isinstance(value, bool) else bool(value),
+                              scrub, depth, seen, key)
+        if isinstance(value, float):
+            return self._data(float(value), scrub, depth, seen, key)
         if isinstance(value, str):
             return self.text(value, scrub=scrub)
         if isinstance(value, bytes | bytearray | memoryview):
@@ -210,11 +216,12 @@ class Sanitizer:
                     self.repairs += 1
                     res.append(f"… {len(items) - MAX_ITEMS} more items")
                 return res
-            if dataclasses.is_dataclass(value) and not isinstance(value, type):
-                out = {"type": type(value).__name__}
-                for f in dataclasses.fields(value):
-                    out[f.name] = self._data(getattr(value, f.name, None), scrub, depth + 1,
-                                             seen, f.name)
+            names = _dataclass_fields(cls)
+            if names is not None:
+                out = {"type": cls.__name__}
+                for name in names:
+                    out[name] = self._data(getattr(value, name, None), scrub, depth + 1,
+                                           seen, name)
                 return out
             self.repairs += 1
             return self.text(f"<{type(value).__name__}> {safe_str(value)}", scrub=True)
@@ -253,6 +260,21 @@ class Sanitizer:
         """Compact JSON of already-sanitized data; each string was bounded before encoding,
         so the result is always valid JSON (never cut in the middle)."""
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+_DATACLASS_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def _dataclass_fields(cls: type) -> tuple[str, ...] | None:
+    """Field names of a dataclass type (cached), or None for other types."""
+    try:
+        return _DATACLASS_FIELDS[cls]
+    except KeyError:
+        names = (tuple(f.name for f in dataclasses.fields(cls))
+                 if dataclasses.is_dataclass(cls) else None)
+        if len(_DATACLASS_FIELDS) < 4096:
+            _DATACLASS_FIELDS[cls] = names
+        return names
 
 
 def to_semconv_messages(messages: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import random
 import re
 import time
@@ -31,7 +32,7 @@ from opentelemetry.trace import (
 )
 
 from llmgine_otel.config import CaptureMode, ObservabilityConfig
-from llmgine_otel.content import Sanitizer, safe_str, to_semconv_messages, valid_utf8
+from llmgine_otel.content import Sanitizer, safe_str, scrub_secrets, to_semconv_messages, valid_utf8
 from llmgine_otel.mapping import DEFAULT_RULE, MAPPING, Rule
 from llmgine_otel.metrics import SelfStats, SpanMetrics, SpanMetricsProcessor
 from llmgine_otel.spans import OpenSpan, SpanTable
@@ -75,6 +76,9 @@ def compile_path(path: str) -> Callable[[Any], Any]:
             continue
         as_type = alt.endswith(":type")
         parts = tuple((alt[:-5] if as_type else alt).split("."))
+        if len(parts) == 1 and not as_type:  # a field of the event itself: the common case
+            alternatives.append(_field(parts[0]))
+            continue
 
         def get(e: Any, parts: tuple[str, ...] = parts, as_type: bool = as_type) -> Any:
             for p in parts:
@@ -95,6 +99,13 @@ def compile_path(path: str) -> Callable[[Any], Any]:
         return None
 
     return first
+
+
+def _field(name: str) -> Callable[[Any], Any]:
+    def field(e: Any) -> Any:
+        return e.get(name) if e.__class__ is dict else getattr(e, name, None)
+
+    return field
 
 
 def _constant(value: str) -> Callable[[Any], Any]:
@@ -460,6 +471,7 @@ class OTelHandler:
             except TypeError:
                 return {"type": type(event).__name__}
         generic = plan.rule is DEFAULT_RULE
+        payload = plan.payload_top
         for name in names:
             try:
                 v = getattr(event, name, None)
@@ -468,14 +480,26 @@ class OTelHandler:
                 continue
             if v is None:
                 continue
+            cls = v.__class__
             if name in _ID_FIELDS:
-                body[name] = v if v.__class__ is str and len(v) <= 256 and v.isascii() \
+                body[name] = v if cls is str and len(v) <= 256 and v.isascii() \
                     else san.data(v)
-            elif name in plan.payload_top or (generic and not _structural(v)):
+            elif name in payload or (generic and not _structural(v)):
                 if full:
                     body[name] = san.content(plan.content_keys.get(name, name), v)
                 elif v is not None and not isinstance(v, str | bytes | Mapping | list | tuple):
                     body[name] = _skeleton(v)
+            elif cls is str and len(v) <= 256 and v.isascii():
+                body[name] = scrub_secrets(v)
+            elif cls is dict and (flat := _flat_text(v)) is not None:
+                body[name] = flat
+            elif cls is int and -_I64 <= v < _I64 or cls is bool:
+                body[name] = v
+            elif cls is float:
+                body[name] = v if math.isfinite(v) else str(v)
+            elif cls is list and len(v) <= 16 and all(
+                    x.__class__ is str and len(x) <= 256 and x.isascii() for x in v):
+                body[name] = [scrub_secrets(x) for x in v]
             else:
                 body[name] = san.data(v, scrub=True)
         if plan.payload_nested and not full:
@@ -708,6 +732,7 @@ class OTelHandler:
 
 
 _UNKNOWN: Any = object()
+_I64 = 2**63
 
 _ACTIONS: dict[str, Callable[[OTelHandler, _Plan, Any], None]] = {
     "start": OTelHandler._do_start,
@@ -722,6 +747,19 @@ from opentelemetry._logs import SeverityNumber  # noqa: E402
 
 _INFO_SEV = SeverityNumber.INFO
 _ERROR_SEV = SeverityNumber.ERROR
+
+
+def _flat_text(d: dict[Any, Any]) -> dict[str, str] | None:
+    """A small dict of short ASCII strings (typical ``metadata``), scrubbed; else None."""
+    if len(d) > 16:
+        return None
+    out = {}
+    for k, v in d.items():
+        if k.__class__ is not str or v.__class__ is not str or len(v) > 256 or len(k) > 64 \
+                or not v.isascii() or not k.isascii():
+            return None
+        out[k] = scrub_secrets(v)
+    return out
 
 
 def _ctx_of(found: tuple[Context, OpenSpan | None] | None) -> Context:
