@@ -493,7 +493,7 @@ class OTelHandler:
                 body[name] = scrub_secrets(v)
             elif cls is dict and (flat := _flat_text(v)) is not None:
                 body[name] = flat
-            elif cls is int and -_I64 <= v < _I64 or cls is bool:
+            elif (cls is int and -_I64 <= v < _I64) or cls is bool:
                 body[name] = v
             elif cls is float:
                 body[name] = v if math.isfinite(v) else str(v)
