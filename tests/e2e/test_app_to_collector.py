@@ -92,13 +92,13 @@ def test_readme_collector_path_as_written(tmp_path: Path) -> None:
              "LLMGINE_OTELCOL_FILE_FLUSH_INTERVAL": "200ms",
              "LLMGINE_OTELCOL_QUEUE_DIR": str(tmp_path / "col" / "queue")}
     env = {**os.environ, **ports}
-    printed = subprocess.run(CLI + ["collector", "env"], env=env, text=True,
+    printed = subprocess.run([*CLI, "collector", "env"], env=env, text=True,
                              capture_output=True, check=True).stdout
     app_env = dict(line.removeprefix("export ").split("=", 1)
                    for line in printed.strip().splitlines())
     assert app_env["OTEL_EXPORTER_OTLP_ENDPOINT"] == \
         f"http://{ports['LLMGINE_OTELCOL_GRPC_ENDPOINT']}"
-    collector = subprocess.Popen(CLI + ["collector", "run"], env=env, cwd=tmp_path,
+    collector = subprocess.Popen([*CLI, "collector", "run"], env=env, cwd=tmp_path,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         health = f"http://{ports['LLMGINE_OTELCOL_HEALTH_ENDPOINT']}/"
@@ -172,7 +172,7 @@ def test_demo_through_collector_into_jaeger_and_replay(tmp_path: Path) -> None:
 
     original = {s.span_id: s for s in iter_spans(read_otlp_json_lines(saved))}
     with start_collector(COLLECTOR_DIR / "otelcol.yaml", workdir=tmp_path / "replayed") as col2:
-        proc = subprocess.run(CLI + ["replay", str(saved), "--endpoint", col2.grpc_endpoint],
+        proc = subprocess.run([*CLI, "replay", str(saved), "--endpoint", col2.grpc_endpoint],
                               text=True, capture_output=True, timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr
         replayed = wait_for(
@@ -198,12 +198,12 @@ def _jaeger_spans(jaeger: Any, trace_id: str, want: int) -> list[dict[str, Any]]
 def test_doctor_against_the_real_collector(tmp_path: Path) -> None:
     with start_collector(COLLECTOR_DIR / "otelcol.yaml", workdir=tmp_path / "c") as col:
         env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": col.grpc_endpoint}
-        proc = subprocess.run(CLI + ["doctor"], env=env, text=True, capture_output=True,
+        proc = subprocess.run([*CLI, "doctor"], env=env, text=True, capture_output=True,
                               timeout=60, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "check: OK" in proc.stdout
         wrong = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": col.http_endpoint}  # HTTP port
-        proc = subprocess.run(CLI + ["doctor", "--timeout", "2"], env=wrong, text=True,
+        proc = subprocess.run([*CLI, "doctor", "--timeout", "2"], env=wrong, text=True,
                               capture_output=True, timeout=60, check=False)
         assert proc.returncode == 1 and "PROBLEM" in proc.stdout
 
@@ -217,13 +217,13 @@ def test_viewer_reads_the_collector_file(tmp_path: Path) -> None:
                  what="demo spans")
         time.sleep(1.0)
         path = col.file_path
-    proc = subprocess.run(CLI + ["view", str(path), "--json"], text=True,
+    proc = subprocess.run([*CLI, "view", str(path), "--json"], text=True,
                           capture_output=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     (trace,) = json.loads(proc.stdout)["traces"]
     names = Counter(s["name"] for s in trace["spans"])
     assert names == DEMO_SPANS
-    text = subprocess.run(CLI + ["view", str(path), "--color", "never", "--width", "100"],
+    text = subprocess.run([*CLI, "view", str(path), "--color", "never", "--width", "100"],
                           text=True, capture_output=True, timeout=60, check=True).stdout
     assert "session demo-session" in text and "execute_tool get_stock_price" in text
     assert "ERROR" in text
