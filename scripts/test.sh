@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+bash scripts/system-deps.sh
 PY=.venv/bin/python
 echo "== ruff"; $PY -m ruff check llmgine_otel tests examples bench
 echo "== mypy"; $PY -m mypy
