@@ -327,22 +327,26 @@ class LLMCall:
         self._in_block = True
         return self
 
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+    def _leave(self, exc: BaseException | None) -> tuple[Any, Any]:
+        """Leaving the block: (end event to publish, or a stream to close early, or neither).
+
+        A stream handed on unread ends the span itself; one broken out of is closed here."""
         self._in_block = False
         stream = self._stream() if self._stream is not None else None
         if exc is not None:
             if stream is not None:
                 stream._done = True
                 stream._finalizer.detach()
-            ev = self._end_event(error=exc)
-        elif stream is not None and not stream._done:
-            if not stream._iterated:
-                return  # handed on unread: the stream ends the span
+            return self._end_event(error=exc), None
+        if stream is not None and not stream._done:
+            return None, stream if stream._iterated else None
+        return self._end_event(), None
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        ev, stream = self._leave(exc)
+        if stream is not None:
             await stream.aclose()  # a break inside the block: closed early
-            return
-        else:
-            ev = self._end_event()
-        if ev is not None:
+        elif ev is not None:
             await self._aemit(ev)
 
     def __enter__(self) -> LLMCall:
@@ -351,21 +355,10 @@ class LLMCall:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self._in_block = False
-        stream = self._stream() if self._stream is not None else None
-        if exc is not None:
-            if stream is not None:
-                stream._done = True
-                stream._finalizer.detach()
-            ev = self._end_event(error=exc)
-        elif stream is not None and not stream._done:
-            if not stream._iterated:
-                return
+        ev, stream = self._leave(exc)
+        if stream is not None:
             stream.close()
-            return
-        else:
-            ev = self._end_event()
-        if ev is not None:
+        elif ev is not None:
             self._emit(ev)
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:

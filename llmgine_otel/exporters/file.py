@@ -245,6 +245,14 @@ class _FileExporterBase:
                 )
             return False
 
+    def shutdown(self) -> None:
+        self._shutdown = True
+        self.writer.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self.writer.flush()
+        return True
+
 
 class JsonlFileSpanExporter(_FileExporterBase, SpanExporter):
     """Writes each batch of finished spans as one ``{"resourceSpans": ...}`` line."""
@@ -253,14 +261,6 @@ class JsonlFileSpanExporter(_FileExporterBase, SpanExporter):
         ok = not spans or self._write(lambda: encode_spans(spans))
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
-    def shutdown(self) -> None:
-        self._shutdown = True
-        self.writer.close()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        self.writer.flush()
-        return True
-
 
 class JsonlFileLogExporter(_FileExporterBase, LogRecordExporter):
     """Writes each batch of log records as one ``{"resourceLogs": ...}`` line."""
@@ -268,14 +268,6 @@ class JsonlFileLogExporter(_FileExporterBase, LogRecordExporter):
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         ok = not batch or self._write(lambda: encode_logs(batch))
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
-
-    def shutdown(self) -> None:
-        self._shutdown = True
-        self.writer.close()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        self.writer.flush()
-        return True
 
 
 class JsonlFileMetricExporter(_FileExporterBase, MetricExporter):
