@@ -51,7 +51,9 @@ class Status:
         if self.error:
             return f"ERROR if `{self.error}` is set"
         if self.success:
-            return f"ERROR if `{self.success}` is false (message `{self.message}`)"
+            typed = (f"; `error.type` = the exception name `{self.error_type}` starts with"
+                     if self.error_type else "")
+            return f"ERROR if `{self.success}` is false (message `{self.message}`{typed})"
         return "unset"
 
 
@@ -158,7 +160,8 @@ MAPPING: tuple[Rule, ...] = (
         ),
         content=(Content("gen_ai.tool.call.arguments", "tool_args"),
                  Content("gen_ai.tool.call.result", "tool_result")),
-        status=Status(success="execution_succeed", message="=tool execution failed"),
+        status=Status(success="execution_succeed", message="=tool execution failed",
+                      error_type="tool_result"),
         metrics=("gen_ai.execute_tool.duration",),
         payload=("tool_args", "tool_result"),
         note="Starts at `metadata['llmgine.start_time']` when given, else at the event.",
@@ -286,6 +289,11 @@ def _parent_cell(rule: Rule) -> str:
     return " → ".join(bits) or "root (or remote `traceparent`)"
 
 
+def _row(*cells: str) -> str:
+    """A markdown table row; pipes inside cells (path alternatives) are escaped."""
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
 def render_markdown() -> str:
     """conventions/mapping.md, from ``MAPPING``."""
     lines = [
@@ -307,11 +315,10 @@ def render_markdown() -> str:
     ]
     for r in (*MAPPING, DEFAULT_RULE):
         fam = f"{r.family} by `{r.key}`" if r.family else ""
-        lines.append(
-            f"| `{r.event}` | {r.action} | {fam} | {_code(r.name)} | "
-            f"{r.kind if r.action in ('start', 'instant') else ''} | {_parent_cell(r)} | "
-            f"{r.status.describe() if r.action in ('end', 'instant') else ''} |"
-        )
+        lines.append(_row(
+            f"`{r.event}`", r.action, fam, _code(r.name),
+            r.kind if r.action in ("start", "instant") else "", _parent_cell(r),
+            r.status.describe() if r.action in ("end", "instant") else ""))
     lines += ["", "## Attributes, content, metrics", "",
               "Metrics are recorded from each rule's finished span on the export thread "
               "(`metrics.SpanMetrics`), so they cost the bus nothing and describe exported "
@@ -325,8 +332,7 @@ def render_markdown() -> str:
                               for c in r.content)
         metrics = "<br>".join(f"`{m}`" for m in r.metrics)
         payload = ", ".join(f"`{p}`" for p in r.payload)
-        lines.append(f"| `{r.event}` | {_attr_cell(r)} | {content} | {metrics} | {payload} "
-                     f"| {r.note} |")
+        lines.append(_row(f"`{r.event}`", _attr_cell(r), content, metrics, payload, r.note))
     lines += ["", "## Outcomes for out-of-order and missing events", "",
               OUTCOMES.strip(), ""]
     return "\n".join(lines)

@@ -526,7 +526,10 @@ class OTelHandler:
             if ok is False or (ok is None and plan.family == "tool"):
                 msg = plan.message_get(event) if plan.message_get else None
                 text = self._san.text(safe_str(msg), scrub=True)[:1024] if msg else "failed"
-                return _error_type(msg, None), text
+                # Only a leading exception class name is taken from the typed field (e.g. a
+                # tool result "KeyError: ..."), never its text: that may be content.
+                typed = plan.error_type_get(event) if plan.error_type_get else msg
+                return _error_type(typed if isinstance(typed, str) else None, None), text
         return None
 
     def _finish(self, entry: OpenSpan, plan: _Plan, event: Any, end_ns: int,

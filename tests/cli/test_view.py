@@ -40,7 +40,8 @@ def view(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
     return code, out, err
 
 
-@pytest.mark.parametrize("name", ["normal", "error", "missing_parent", "messy"])
+# collector_demo.jsonl: the demo sent through the real bundled Collector (its file exporter).
+@pytest.mark.parametrize("name", ["normal", "error", "missing_parent", "messy", "collector_demo"])
 def test_waterfall_matches_golden(capsys: pytest.CaptureFixture[str], name: str) -> None:
     code, out, err = view(capsys, str(DATA / f"{name}.jsonl"), "--width", "100", "--color", "never")
     golden = DATA / f"{name}.golden.txt"
