@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from google.protobuf.json_format import MessageToDict, ParseDict
-from google.protobuf.message import Message
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # protobuf is imported on use: writing files never needs it
+    from google.protobuf.message import Message
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
     from opentelemetry.sdk._logs import ReadableLogRecord
     from opentelemetry.sdk.metrics.export import MetricsData
     from opentelemetry.sdk.resources import Resource
@@ -290,6 +290,8 @@ def _ids_b64_to_hex(obj: Any) -> Any:
 
 def message_to_dict(message: Message) -> JsonObj:
     """A protobuf OTLP message as OTLP JSON with hex ids."""
+    from google.protobuf.json_format import MessageToDict
+
     return _ids_b64_to_hex(MessageToDict(message, use_integers_for_enums=True))
 
 
@@ -321,16 +323,29 @@ def _for_parse(obj: Any) -> Any:
 
 def decode_traces(obj: Mapping[str, Any]) -> ExportTraceServiceRequest:
     """An OTLP-JSON traces object as the protobuf request (ids, times and values kept exactly)."""
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
     return ParseDict(_for_parse(dict(obj)), ExportTraceServiceRequest(), ignore_unknown_fields=True)
 
 
 def decode_logs(obj: Mapping[str, Any]) -> ExportLogsServiceRequest:
     """An OTLP-JSON logs object as the protobuf request."""
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
     return ParseDict(_for_parse(dict(obj)), ExportLogsServiceRequest(), ignore_unknown_fields=True)
 
 
 def decode_metrics(obj: Mapping[str, Any]) -> ExportMetricsServiceRequest:
     """An OTLP-JSON metrics object as the protobuf request."""
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+
     return ParseDict(
         _for_parse(dict(obj)), ExportMetricsServiceRequest(), ignore_unknown_fields=True
     )
