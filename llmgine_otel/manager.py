@@ -8,14 +8,16 @@ Async handlers (``ahandle``) are scheduled on the running loop (or awaited by
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmgine_otel.metrics import SelfStats
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AsyncObservabilityHandler", "ObservabilityHandler", "ObservabilityManager"]
 
@@ -36,6 +38,8 @@ class AsyncObservabilityHandler(ObservabilityHandler):
         raise NotImplementedError
 
     def handle(self, event: Any) -> None:
+        import asyncio
+
         asyncio.run(self.ahandle(event))
 
 
@@ -123,6 +127,8 @@ class ObservabilityManager:
             if self._time:
                 stats.handler_seconds[name] += time.perf_counter() - t0
         if self._async:
+            import asyncio
+
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
@@ -146,6 +152,8 @@ class ObservabilityManager:
                 self._failed(name, exc)
             self.stats.events_by_handler[name] += 1
         if self._async:
+            import asyncio
+
             await asyncio.gather(*(self._run_async(h, n, event) for h, n in self._async))
 
     async def _run_async(self, handler: Any, name: str, event: Any) -> None:
@@ -160,6 +168,8 @@ class ObservabilityManager:
     async def drain(self) -> None:
         """Wait for async handler tasks scheduled so far (e.g. before shutdown)."""
         if self._tasks:
+            import asyncio
+
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _failed(self, name: str, exc: BaseException) -> None:
@@ -182,12 +192,16 @@ class _BackgroundLoop:
     """One daemon thread with one event loop, for async handlers called outside a loop."""
 
     def __init__(self) -> None:
+        import asyncio
+
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True,
                                        name="llmgine-otel-async-handlers")
         self.thread.start()
 
     def submit(self, coro: Any) -> None:
+        import asyncio
+
         asyncio.run_coroutine_threadsafe(coro, self.loop)
 
 
