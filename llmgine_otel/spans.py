@@ -27,7 +27,7 @@ class OpenSpan:
     context (built once, reused for every child and log record)."""
 
     __slots__ = ("_ctx", "chunk_first_ns", "chunk_gap_max_ns", "chunk_last_ns", "chunks",
-                 "family", "key", "mono", "sampled", "session", "span", "start_ns")
+                 "family", "key", "mono", "sampled", "sc", "session", "span", "start_ns")
 
     def __init__(self, key: Key, span: Any, session: str | None, start_ns: int) -> None:
         self.key = key
@@ -36,7 +36,8 @@ class OpenSpan:
         self.session = session
         self.start_ns = start_ns
         self.mono = 0.0
-        self.sampled: bool = span.get_span_context().trace_flags.sampled
+        self.sc = span.get_span_context()
+        self.sampled: bool = self.sc.trace_flags.sampled
         self._ctx: Context | None = None
         self.chunks = 0
         self.chunk_first_ns = 0

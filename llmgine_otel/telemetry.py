@@ -22,6 +22,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExpor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from llmgine_otel.config import ConfigError, ObservabilityConfig
 from llmgine_otel.manager import ObservabilityManager
@@ -37,6 +38,7 @@ from llmgine_otel.pipeline import (
     CountingSpanExporter,
     FanoutLogExporter,
     FanoutSpanExporter,
+    LogSink,
     ManagedLogProcessor,
     ManagedSpanProcessor,
     SessionSampler,
@@ -115,6 +117,10 @@ class Telemetry:
                 p.queue_length() for p in self.log_processors)
         self.handler = OTelHandler(self.tracer_provider, self.logger_provider, None, config,
                                    self.stats, cost=_cost_fn())
+        if self.log_processors:
+            self.handler.log_sink = LogSink(
+                self.log_processors, self.resource,
+                InstrumentationScope("llmgine_otel", _version()))
         self.manager = ObservabilityManager(self.stats)
         self.manager.register_handler(self.handler)
         self.manager.set_enabled(config.enabled)
@@ -361,6 +367,12 @@ def _otlp(signal: str, endpoint: str) -> Any:
 
 
 _ENV_SIGNAL = {"trace": "TRACES", "logs": "LOGS", "metrics": "METRICS"}
+
+
+def _version() -> str:
+    from llmgine_otel import __version__
+
+    return __version__
 
 
 def _cost_fn() -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
     NonRecordingSpan,
     SpanContext,
     SpanKind,
@@ -259,6 +260,8 @@ class OTelHandler:
             # (configure() records them on the export thread instead.)
             tracer_provider.add_span_processor(
                 SpanMetricsProcessor(SpanMetrics(meter_provider.get_meter("llmgine_otel"))))
+        self.log_sink: Any = None
+        """Set by ``configure()``: a ``pipeline.LogSink`` taking finished log records."""
         self._capture: CaptureMode = self.config.capture_content
         self._san = Sanitizer(self.config.max_value_length, redact=self.config.redact)
         self.table = SpanTable(self.config.max_open_spans, self.config.max_span_age_s,
@@ -448,15 +451,22 @@ class OTelHandler:
         if isinstance(sid, str) and sid:
             attrs["llmgine.session.id"] = sid if len(sid) <= 256 and sid.isascii() \
                 else self._san.attribute(sid, "str")
-        self._logger.emit(  # type: ignore[union-attr]
-            timestamp=ts,
-            context=entry.ctx if entry is not None else _ROOT,
-            severity_number=_ERROR_SEV if error else _INFO_SEV,
-            severity_text="ERROR" if error else "INFO",
-            body=self._body(plan, event),
-            attributes=attrs,
-            event_name=name,
-        )
+        sink = self.log_sink
+        if sink is not None:  # configure(): finished records straight into the batch queue
+            sc = entry.sc if entry is not None else INVALID_SPAN_CONTEXT
+            sink.emit(ts, sc.trace_id, sc.span_id, sc.trace_flags,
+                      _ERROR_SEV if error else _INFO_SEV, "ERROR" if error else "INFO",
+                      self._body(plan, event), attrs, name)
+        else:  # a caller's LoggerProvider: the SDK's generic path
+            self._logger.emit(  # type: ignore[union-attr]
+                timestamp=ts,
+                context=entry.ctx if entry is not None else _ROOT,
+                severity_number=_ERROR_SEV if error else _INFO_SEV,
+                severity_text="ERROR" if error else "INFO",
+                body=self._body(plan, event),
+                attributes=attrs,
+                event_name=name,
+            )
         self._produced["logs"] += 1
 
     def _body(self, plan: _Plan, event: Any) -> dict[str, Any]:
