@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["estimate_cost_usd"]
+__all__ = ["CostNotReady", "estimate_cost_if_ready", "estimate_cost_usd", "warm_up"]
 
 # OpenTelemetry `gen_ai.provider.name` values genai-prices does not recognise under that name.
 _PROVIDER_ALIASES: dict[str, str] = {
@@ -64,6 +64,40 @@ _UNKNOWN = object()
 _lookup: dict[tuple[str | None, str], Any] = {}
 _lock = threading.Lock()
 _gp: Any = None  # the genai_prices module once imported, False when it is not installed
+
+
+class CostNotReady(LookupError):
+    """The price table is still being loaded in the background (see :func:`warm_up`)."""
+
+
+_warm = threading.Event()
+_warm_started = False
+
+
+def warm_up() -> None:
+    """Load the price table on a daemon thread, so no application thread ever waits for
+    the ~1 s import of genai-prices (pydantic models) on its first LLM call."""
+    global _warm_started
+    with _lock:
+        if _warm_started:
+            return
+        _warm_started = True
+
+    def load() -> None:
+        try:
+            _genai_prices()
+        finally:
+            _warm.set()
+
+    threading.Thread(target=load, name="llmgine-otel-prices", daemon=True).start()
+
+
+def estimate_cost_if_ready(*args: Any) -> float | None:
+    """:func:`estimate_cost_usd`, but never waits for the table: raises
+    :class:`CostNotReady` while :func:`warm_up` is still loading it."""
+    if _gp is None and not _warm.is_set():
+        raise CostNotReady("genai-prices is still loading")
+    return estimate_cost_usd(*args)
 
 
 def _genai_prices() -> Any:

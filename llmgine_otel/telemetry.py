@@ -376,11 +376,11 @@ def _version() -> str:
 
 
 def _cost_fn() -> Any:
-    try:
-        from llmgine_otel.cost import estimate_cost_usd
-    except ImportError:
-        return None
-    return estimate_cost_usd
+    """The translator's price lookup; the table loads in the background from now on."""
+    from llmgine_otel.cost import estimate_cost_if_ready, warm_up
+
+    warm_up()
+    return estimate_cost_if_ready
 
 
 def configure(config: ObservabilityConfig | None = None, *, set_global: bool = True,

@@ -435,6 +435,9 @@ class OTelHandler:
                 attrs.get("gen_ai.usage.cache_read.input_tokens"),
                 attrs.get("gen_ai.usage.cache_creation.input_tokens"),
                 attrs.get("gen_ai.usage.reasoning.output_tokens"))
+        except LookupError:  # cost.CostNotReady: prices still loading, the call goes unpriced
+            self._outcomes["cost_unavailable"] += 1
+            return None
         except Exception:  # noqa: BLE001 - a price lookup never breaks telemetry
             self._outcomes["cost_failed"] += 1
             return None
