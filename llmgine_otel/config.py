@@ -158,6 +158,11 @@ class ObservabilityConfig:
         """Defaults, then the environment, then explicit keyword overrides."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
+        # The SDK's own queue variable counts when the seed's is not set.
+        if not env.get("LLMGINE_OBSERVABILITY_QUEUE_SIZE", "").strip() and \
+                env.get("OTEL_BSP_MAX_QUEUE_SIZE", "").strip():
+            values["queue_size"] = _parse_int("OTEL_BSP_MAX_QUEUE_SIZE",
+                                              env["OTEL_BSP_MAX_QUEUE_SIZE"])
         for var, name in ENV_VARS.items():
             raw = env.get(var)
             if raw is None or raw.strip() == "":

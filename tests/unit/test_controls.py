@@ -348,3 +348,11 @@ def test_concurrent_rate_changes_are_safe(pipeline: Any) -> None:
         sid = s.attributes.get("gen_ai.conversation.id") or s.attributes.get("llmgine.session.id")
         counts[sid] = counts.get(sid, 0) + 1
     assert set(counts.values()) <= {6}
+
+
+def test_sdk_queue_variable_is_honoured_when_the_seed_one_is_unset() -> None:
+    assert ObservabilityConfig.from_env(env={"OTEL_BSP_MAX_QUEUE_SIZE": "4096"}).queue_size == 4096
+    both = {"OTEL_BSP_MAX_QUEUE_SIZE": "4096", "LLMGINE_OBSERVABILITY_QUEUE_SIZE": "128"}
+    assert ObservabilityConfig.from_env(env=both).queue_size == 128
+    with pytest.raises(ConfigError, match="OTEL_BSP_MAX_QUEUE_SIZE"):
+        ObservabilityConfig.from_env(env={"OTEL_BSP_MAX_QUEUE_SIZE": "lots"})
