@@ -30,13 +30,19 @@ _figures_lock = threading.Lock()
 # SDK settings used by every test here (documented in RELIABILITY.md):
 #  - schedule delays 200 ms: a batch leaves within 0.2 s even at low rates (the defaults,
 #    5 s for spans and 1 s for logs, only delay delivery; they change no accounting);
-#  - OTLP timeout 2 s: one export call (with its retries and backoff) gives up after 2 s
-#    instead of 10 s, so an outage costs at most 2 s of exporter time per batch and the
-#    exporter notices a restarted Collector quickly.
+#  - export batches of 256 (default 512): the exporter serializes a whole batch in one C
+#    call that holds the GIL (~7 ms for 512 log records here), which a publish call may
+#    have to wait for; half the batch, half that wait;
+#  - OTLP timeout 5 s (default 10 s): one export call, with its retries and backoff, gives
+#    up after 5 s, so a dead Collector costs at most 5 s of exporter time per batch. Not
+#    lower: the deadline also covers encoding the batch and reconnecting, and at 2 s
+#    batches failed with DEADLINE_EXCEEDED right after the Collector came back.
 SDK_ENV = {
     "OTEL_BSP_SCHEDULE_DELAY": "200",
     "OTEL_BLRP_SCHEDULE_DELAY": "200",
-    "OTEL_EXPORTER_OTLP_TIMEOUT": "2",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "256",
+    "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "256",
+    "OTEL_EXPORTER_OTLP_TIMEOUT": "5",
 }
 
 
