@@ -8,8 +8,11 @@ exported or dropped (with a reason), and ``drop_newest`` keeps the queue's oldes
 
 from __future__ import annotations
 
+import os
+import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,8 +25,9 @@ from opentelemetry.sdk._logs.export import (
 )
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-from opentelemetry.trace import get_current_span
+from opentelemetry.trace import INVALID_SPAN_ID, INVALID_TRACE_ID, get_current_span
 
 from llmgine_otel.metrics import SelfStats
 
@@ -35,6 +39,7 @@ __all__ = [
     "LogSink",
     "ManagedLogProcessor",
     "ManagedSpanProcessor",
+    "PrivateIdGenerator",
     "SessionSampler",
     "ShardedSpanProcessor",
 ]
@@ -348,6 +353,39 @@ def _new_api_record() -> Any:
     """An API LogRecord without running its ``__init__`` (which looks up the ambient
     context we never use): every field is set by ``LogSink.emit``."""
     return APILogRecord.__new__(APILogRecord)
+
+
+class PrivateIdGenerator(IdGenerator):
+    """Random trace/span ids from a private generator seeded by the OS.
+
+    The SDK's default draws from the global ``random``: an application that calls
+    ``random.seed(n)`` (tests, simulations) would give every run the same trace ids. This one
+    is independent of that, and reseeded in forked children so no two processes share ids.
+    """
+
+    def __init__(self) -> None:
+        self._rand = random.Random()  # seeded from os.urandom
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.ref(self)
+
+            def reseed() -> None:
+                gen = ref()
+                if gen is not None:
+                    gen._rand.seed()
+
+            os.register_at_fork(after_in_child=reseed)
+
+    def generate_span_id(self) -> int:
+        span_id = self._rand.getrandbits(64)
+        while span_id == INVALID_SPAN_ID:
+            span_id = self._rand.getrandbits(64)
+        return span_id
+
+    def generate_trace_id(self) -> int:
+        trace_id = self._rand.getrandbits(128)
+        while trace_id == INVALID_TRACE_ID:
+            trace_id = self._rand.getrandbits(128)
+        return trace_id
 
 
 _TRACE_ID_LIMIT = (1 << 64) - 1

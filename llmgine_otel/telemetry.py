@@ -41,6 +41,7 @@ from llmgine_otel.pipeline import (
     LogSink,
     ManagedLogProcessor,
     ManagedSpanProcessor,
+    PrivateIdGenerator,
     SessionSampler,
     ShardedLogProcessor,
     ShardedSpanProcessor,
@@ -80,6 +81,7 @@ class Telemetry:
                                          **dict(config.resource_attributes)})
         self.sampler = self._build_sampler()
         self.tracer_provider = TracerProvider(resource=self.resource, sampler=self.sampler,
+                                              id_generator=PrivateIdGenerator(),
                                               shutdown_on_exit=False)
         self.span_processors = self._span_pipeline()
         self.tracer_provider.add_span_processor(

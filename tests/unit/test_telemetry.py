@@ -140,3 +140,22 @@ def test_set_sample_rate_applies_to_new_sessions(pipeline):
     assert sessions == {"kept"}
     with pytest.raises(ValueError):
         tel.set_sample_rate(3)
+
+
+def test_trace_ids_do_not_follow_the_applications_random_seed(tmp_path) -> None:
+    """An app calling random.seed(n) must not get the same trace ids on every run."""
+    import random
+
+    from llmgine_otel.config import ObservabilityConfig
+    from llmgine_otel.telemetry import Telemetry
+
+    ids = []
+    for _ in range(2):
+        tel = Telemetry(ObservabilityConfig(output_dir=tmp_path, console=False,
+                                            emit_metrics=False))
+        random.seed(1234)
+        span = tel.tracer_provider.get_tracer("t").start_span("x")
+        ids.append(span.get_span_context().trace_id)
+        span.end()
+        tel.shutdown(timeout_s=2)
+    assert ids[0] != ids[1]
