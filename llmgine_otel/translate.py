@@ -57,7 +57,7 @@ class _Plan:
 
     __slots__ = ("action", "attrs", "body_fields", "content", "content_keys", "error_get",
                  "error_type_get", "exc_get", "family", "key_get", "kind", "log_rate", "logs",
-                 "message_get", "metric_names", "name_get", "parent_families", "parents",
+                 "message_get", "name_get", "parent_families", "parents",
                  "payload_nested", "payload_top", "rule", "spans", "success_get")
 
     def __init__(self, rule: Rule) -> None:
@@ -79,7 +79,6 @@ class _Plan:
         self.message_get = compile_path(st.message) if st.message else None
         self.error_type_get = compile_path(st.error_type) if st.error_type else None
         self.exc_get = compile_path(rule.exception) if rule.exception else None
-        self.metric_names = rule.metrics
         self.payload_top = frozenset(p for p in rule.payload if "." not in p)
         self.payload_nested = tuple(tuple(p.split(".")) for p in rule.payload if "." in p)
         self.spans = True
@@ -131,7 +130,6 @@ class OTelHandler:
         self._exclude = frozenset(self.config.exclude_events)
         self._no_log = frozenset(self.config.no_log_events)
         self._rand = random.Random()
-        self._shut = False
 
     # -- entry points ----------------------------------------------------------------------
     def handle(self, event: Any) -> None:
