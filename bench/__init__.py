@@ -191,6 +191,13 @@ def build_ours(exporter: str = "null", *, endpoint: str | None = None, env: dict
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    # configure() loads the price table on a background thread (the ~1 s genai-prices
+    # import); until it is ready LLM spans go unpriced. Wait for it, so every benchmark
+    # measures the steady state and no import thread runs (or is profiled or traced by
+    # tracemalloc) inside a measured region.
+    from llmgine_otel import cost
+
+    cost._warm.wait(30.0)
     if exporter in ("null", "slow"):
         for sp in tel.span_processors:
             sp.counting.inner = (NullSpanExporter() if exporter == "null"
