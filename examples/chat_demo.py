@@ -25,10 +25,12 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 # Keep litellm offline and quiet: the bundled price map, no callbacks.
@@ -198,10 +200,22 @@ def report() -> None:
         print(f"Telemetry sent to {telemetry.config.endpoint} ({result}).")
         return
     where = (telemetry.config.output_dir / "telemetry.jsonl").resolve()
+    cli = _here(shutil.which("llmgine-otel") or Path(sys.executable).with_name("llmgine-otel"))
+    python = _here(sys.executable)
     print(f"Telemetry written to {where}")
-    print(f"  view it:            llmgine-otel view {telemetry.config.output_dir}")
-    print("  send to a Collector: OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 "
-          "python examples/chat_demo.py")
+    print(f"  view it:             {cli} view {telemetry.config.output_dir}")
+    print(f"                       {cli} view {telemetry.config.output_dir} --html trace.html")
+    print(f"  send to a Collector: {cli} collector run   (in another terminal), then")
+    print(f"                       OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 "
+          f"{python} examples/chat_demo.py")
+
+
+def _here(path: str | Path) -> str:
+    """``path`` relative to the current folder when it is inside it (shorter to type)."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":
