@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -171,53 +171,46 @@ class SelfMetrics:
     """The package's own counters (``SelfStats``) as observable instruments."""
 
     def __init__(self, meter: Meter, stats: SelfStats) -> None:
-        self._stats = stats
-        meter.create_observable_counter(
-            "llmgine.observability.events", [self._events], unit="{event}",
-            description="Events observed, per handler.")
-        meter.create_observable_counter(
-            "llmgine.observability.handler.errors", [self._handler_errors], unit="{error}",
-            description="Handler failures (isolated, never raised into the bus).")
-        meter.create_observable_counter(
-            "llmgine.observability.handler.duration", [self._handler_seconds], unit="s",
-            description="Total time spent in each handler.")
-        meter.create_observable_counter(
-            "llmgine.observability.dropped", [self._dropped], unit="{item}",
-            description="Spans/log records dropped, by signal and reason.")
-        meter.create_observable_counter(
-            "llmgine.observability.exported", [self._exported], unit="{item}",
-            description="Spans/log records accepted by the exporter.")
-        meter.create_observable_counter(
-            "llmgine.observability.outcomes", [self._outcomes], unit="{event}",
-            description="Out-of-order, duplicate, repaired and rejected events.")
+        st = stats
+        counters = (
+            ("llmgine.observability.events", "{event}", "Events observed, per handler.",
+             lambda: st.events_by_handler, ("handler",)),
+            ("llmgine.observability.handler.errors", "{error}",
+             "Handler failures (isolated, never raised into the bus).",
+             lambda: st.handler_errors, ("handler",)),
+            ("llmgine.observability.handler.duration", "s", "Total time spent in each handler.",
+             lambda: st.handler_seconds, ("handler",)),
+            ("llmgine.observability.dropped", "{item}",
+             "Spans/log records dropped, by signal and reason.",
+             lambda: st.dropped, ("signal", "reason")),
+            ("llmgine.observability.exported", "{item}",
+             "Spans/log records accepted by the exporter.", lambda: st.exported, ("signal",)),
+            ("llmgine.observability.outcomes", "{event}",
+             "Out-of-order, duplicate, repaired and rejected events.",
+             lambda: st.outcomes, ("outcome",)),
+        )
+        for name, unit, description, source, labels in counters:
+            meter.create_observable_counter(name, [_observe(source, labels)], unit=unit,
+                                            description=description)
         meter.create_observable_gauge(
-            "llmgine.observability.queue.size", [self._queue], unit="{item}",
-            description="Items waiting in the export queue.")
+            "llmgine.observability.queue.size",
+            [_observe(lambda: {s: f() for s, f in st.queue_size.items()}, ("signal",))],
+            unit="{item}", description="Items waiting in the export queue.")
 
-    def _events(self, _: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(n, {"handler": h}) for h, n in
-                list(self._stats.events_by_handler.items())]
 
-    def _handler_errors(self, _: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(n, {"handler": h}) for h, n in
-                list(self._stats.handler_errors.items())]
+def _observe(source: Callable[[], Mapping[Any, Any]], labels: tuple[str, ...]
+             ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    """An observable-instrument callback reading one ``SelfStats`` mapping: keys become
+    ``labels`` (a tuple key fills several)."""
 
-    def _handler_seconds(self, _: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(n, {"handler": h}) for h, n in
-                list(self._stats.handler_seconds.items())]
+    def callback(_: CallbackOptions) -> Iterable[Observation]:
+        out = []
+        for key, value in list(source().items()):
+            parts = key if isinstance(key, tuple) else (key,)
+            out.append(Observation(value, dict(zip(labels, parts, strict=True))))
+        return out
 
-    def _dropped(self, _: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(n, {"signal": s, "reason": r}) for (s, r), n in
-                list(self._stats.dropped.items())]
-
-    def _exported(self, _: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(n, {"signal": s}) for s, n in list(self._stats.exported.items())]
-
-    def _outcomes(self, _: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(n, {"outcome": o}) for o, n in list(self._stats.outcomes.items())]
-
-    def _queue(self, _: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(f(), {"signal": s}) for s, f in list(self._stats.queue_size.items())]
+    return callback
 
 
 def _prom_name(name: str) -> str:
