@@ -336,12 +336,9 @@ def _otlp(signal: str, endpoint: str) -> Any:
                 or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc")
     specific = os.environ.get(f"OTEL_EXPORTER_OTLP_{_ENV_SIGNAL[signal]}_ENDPOINT")
     if protocol == "grpc":
-        if signal == "trace":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-            return OTLPSpanExporter(endpoint=specific or endpoint)
-        if signal == "logs":
-            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-            return OTLPLogExporter(endpoint=specific or endpoint)
+        if signal in ("trace", "logs"):
+            from llmgine_otel.exporters.otlp import otlp_exporter
+            return otlp_exporter(signal, specific or endpoint)
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         return OTLPMetricExporter(endpoint=specific or endpoint)
     if protocol == "http/protobuf":
