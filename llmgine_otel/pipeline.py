@@ -243,10 +243,34 @@ class ManagedSpanProcessor(_Managed, BatchSpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         if not span.context.trace_flags.sampled:
             return
+        _compact(span)
         self._offer(self._batch_processor.emit, span)
 
     def shutdown(self) -> None:
         self._batch_processor.shutdown()
+
+
+_EMPTY: tuple[Any, ...] = ()
+
+
+def _compact(span: Any) -> None:
+    """Lighten a finished span before it waits in the queue. The SDK hands over the live
+    span's ``BoundedAttributes`` and two ``BoundedList``s (each a lock plus a deque or dict):
+    ~8 objects the cyclic GC walks for every queued span, in every full collection, for as
+    long as the span waits (seconds normally, the whole queue during an outage). A finished
+    span's attributes are immutable, so the plain dict inside says the same; empty event
+    and link lists become the shared empty tuple. Kept as they are when anything was
+    dropped, so the dropped counts stay exact."""
+    try:
+        attrs = span._attributes
+        if attrs is not None and not attrs.dropped:
+            span._attributes = attrs._dict
+        if not span._events and not span.dropped_events:
+            span._events = _EMPTY
+        if not span._links and not span.dropped_links:
+            span._links = _EMPTY
+    except AttributeError:  # another SDK's or a user's span type: queued as it is
+        pass
 
 
 class ManagedLogProcessor(_Managed, BatchLogRecordProcessor):

@@ -167,3 +167,34 @@ def test_queue_size_metric_covers_every_shard(pipeline):
     assert queued > 0
     assert tel.stats.snapshot()["queue_size"]["spans"] == queued
     gate.open.set()
+
+
+def test_queued_spans_are_compacted_without_changing_what_they_say():
+    """Finished spans wait in the queue without the SDK's BoundedAttributes/BoundedList
+    (objects the cyclic GC walks on every full collection); a span that dropped something
+    keeps them, so its dropped counts stay exact."""
+    from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
+
+    from llmgine_otel.pipeline import _compact
+
+    tp = TracerProvider(span_limits=SpanLimits(max_span_attributes=2), shutdown_on_exit=False)
+    seen = []
+
+    class Keep(SpanProcessor):
+        def on_end(self, span):
+            before = (dict(span.attributes), span.events, span.links, span.dropped_attributes)
+            _compact(span)
+            seen.append((span, before))
+
+    tp.add_span_processor(Keep())
+    tracer = tp.get_tracer("t")
+    tracer.start_span("small", attributes={"a": 1, "b": "x"}).end()
+    tracer.start_span("over", attributes={"a": 1, "b": 2, "c": 3}).end()
+    with tracer.start_as_current_span("evented") as sp:
+        sp.add_event("e", {"k": "v"})
+    (small, b_small), (over, b_over), (evented, b_ev) = seen
+    assert type(small._attributes) is dict and small._events == () and small._links == ()
+    assert (dict(small.attributes), small.events, small.links, small.dropped_attributes) \
+        == b_small
+    assert over.dropped_attributes == 1 and b_over[3] == 1  # BoundedAttributes kept
+    assert [e.name for e in evented.events] == ["e"] and evented.events == b_ev[1]
