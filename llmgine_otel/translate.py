@@ -357,14 +357,17 @@ class OTelHandler:
             elif cls is str and len(v) <= 256 and v.isascii():
                 body[name] = scrub_secrets(v)
             elif cls is dict and (flat := _flat_text(v)) is not None:
-                body[name] = flat
+                if flat:  # an empty dict says nothing, and keeps the body GC-tracked
+                    body[name] = flat
             elif (cls is int and -_I64 <= v < _I64) or cls is bool:
                 body[name] = v
             elif cls is float:
                 body[name] = v if math.isfinite(v) else str(v)
             elif cls is list and len(v) <= 16 and all(
                     x.__class__ is str and len(x) <= 256 and x.isascii() for x in v):
-                body[name] = [scrub_secrets(x) for x in v]
+                # A tuple of strings: the GC stops tracking it (and then the body) once it
+                # has seen it, so a record waiting in the queue costs collections less.
+                body[name] = tuple([scrub_secrets(x) for x in v])
             else:
                 body[name] = san.data(v, scrub=True)
         if plan.payload_nested and not full:

@@ -234,3 +234,17 @@ def test_synthetic_session_race_keeps_one_trace(otel):
     assert sess.context.span_id == winner[0].get_span_context().span_id
     assert cmd.parent.span_id == sess.context.span_id
     assert cmd.context.trace_id == sess.context.trace_id
+
+
+def test_log_bodies_hold_nothing_the_gc_must_keep_walking(otel):
+    """Lists of strings become tuples and empty dicts are left out, so a queued record's body
+    stops being GC-tracked after its first collection (bodies say the same in OTLP)."""
+    import gc
+
+    otel.handle(session_start("s1", 0), llm_started("s1", "l1", 1.0),
+                llm_finished("s1", "l1", 1.2, finish_reasons=["stop", "length"]))
+    body = otel.log("LLMCallFinishedEvent").body
+    assert body["finish_reasons"] == ("stop", "length")
+    assert "metadata" not in body  # {} on these events
+    gc.collect()
+    assert not gc.is_tracked(body)
