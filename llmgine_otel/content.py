@@ -152,7 +152,7 @@ class Sanitizer:
                     value = [value]
                 if not isinstance(value, list | tuple | set | frozenset):
                     raise TypeError
-                return [self.attribute(v, "str") for v in list(value)[:MAX_ITEMS]]
+                return tuple([self.attribute(v, "str") for v in list(value)[:MAX_ITEMS]])
         except Exception:  # noqa: BLE001 - bad input is counted, never raised
             pass
         self.repairs += 1

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry._logs import LogRecord as APILogRecord
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import LogRecordLimits, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
@@ -263,7 +264,7 @@ def _compact(span: Any) -> None:
     dropped, so the dropped counts stay exact."""
     try:
         attrs = span._attributes
-        if attrs is not None and not attrs.dropped:
+        if isinstance(attrs, BoundedAttributes) and not attrs.dropped:
             span._attributes = attrs._dict
         if not span._events and not span.dropped_events:
             span._events = _EMPTY

@@ -41,6 +41,7 @@ from llmgine_otel.fields import (
 )
 from llmgine_otel.mapping import DEFAULT_RULE, MAPPING, Rule
 from llmgine_otel.metrics import SelfStats, SpanMetrics, SpanMetricsProcessor
+from llmgine_otel.span_factory import DirectSpan, span_factory
 from llmgine_otel.spans import OpenSpan, SpanTable
 
 __all__ = ["OTelHandler", "event_time_ns"]
@@ -105,6 +106,7 @@ class OTelHandler:
         self._outcomes = self.stats.outcomes
         self._produced = self.stats.produced
         self._tracer = trace.get_tracer("llmgine_otel", tracer_provider=tracer_provider)
+        self._start_span = span_factory(self._tracer)
         self._logger = None
         if self.config.emit_logs:
             from opentelemetry._logs import get_logger
@@ -274,7 +276,7 @@ class OTelHandler:
         key = ("session", session)
         if self.table.get(key) is not None:
             return self.table.get(key)
-        span = self._tracer.start_span(
+        span = self._start_span(
             "session", context=_ctx_of(self._remote_parent(event)), kind=SpanKind.INTERNAL,
             attributes={"llmgine.session.id": self._san.attribute(session, "str"),
                         "gen_ai.conversation.id": self._san.attribute(session, "str"),
@@ -420,7 +422,7 @@ class OTelHandler:
             attrs["error.type"] = failure[0]
             span.set_status(Status(StatusCode.ERROR, failure[1]))
         if attrs:
-            span.set_attributes(attrs)
+            _set_attributes(span, attrs)
         span.end(max(end_ns, entry.start_ns))
         if entry.sampled:  # what the export pipeline sees
             self._produced["spans"] += 1
@@ -446,7 +448,7 @@ class OTelHandler:
     def _end_evicted(self, entry: OpenSpan, reason: str) -> None:
         """A span that never got its end event: ERROR with ``llmgine.span.end_reason``."""
         span = entry.span
-        span.set_attribute("llmgine.span.end_reason", reason)
+        _set_attributes(span, {"llmgine.span.end_reason": reason})
         span.set_status(Status(StatusCode.ERROR, f"span not ended by its event ({reason})"))
         span.end(max(time.time_ns(), entry.start_ns))
         if entry.sampled:
@@ -489,7 +491,7 @@ class OTelHandler:
             ctx, _ = self._parent(plan, event, session, ts)
         attrs = self._attributes(plan, event)
         name = plan.name_get(event) if plan.name_get else plan.family
-        span = self._tracer.start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
+        span = self._start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
                                        start_time=ts)
         entry: OpenSpan | None = OpenSpan(key, span, session, ts)
         if not self.table.add(entry):  # type: ignore[arg-type]  # lost a race: first wins
@@ -525,7 +527,7 @@ class OTelHandler:
             ctx = _ctx_of(self._remote_parent(event))
         else:
             ctx, _ = self._parent(sp, event, session, start)
-        span = self._tracer.start_span(
+        span = self._start_span(
             f"{plan.family} (start missing)" if plan.family != "session" else "session",
             context=ctx, kind=sp.kind, start_time=start,
             attributes={"llmgine.span.missing_start": True})
@@ -552,7 +554,7 @@ class OTelHandler:
         ctx, _ = self._parent(plan, event, session, start)
         attrs = self._attributes(plan, event)
         name = plan.name_get(event) if plan.name_get else plan.family
-        span = self._tracer.start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
+        span = self._start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
                                        start_time=start)
         entry = OpenSpan(key or (plan.family, ""), span, session, start)
         if key is not None:
@@ -634,6 +636,15 @@ def _flat_text(d: dict[Any, Any]) -> dict[str, str] | None:
             return None
         out[k] = scrub_secrets(v)
     return out
+
+
+def _set_attributes(span: Any, attrs: dict[str, Any]) -> None:
+    """The translator's own attributes: straight into a direct span's dict (typed and bounded
+    already), through the API for any other span."""
+    if span.__class__ is DirectSpan:
+        span.set_trusted(attrs)
+    else:
+        span.set_attributes(attrs)
 
 
 def _ctx_of(found: tuple[Context, OpenSpan | None] | None) -> Context:

@@ -39,13 +39,13 @@ def _session(sid: str, *, error: bool = False) -> list[Any]:
 
 
 class _SdkCalls:
-    """Counts calls into the SDK: tracer.start_span and logger.emit."""
+    """Counts spans started (the translator's span factory) and logger.emit calls."""
 
     def __init__(self, h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
         self.spans = 0
         self.logs = 0
-        tracer, logger = h.handler._tracer, h.handler._logger
-        real_start, real_emit = tracer.start_span, logger.emit
+        logger = h.handler._logger
+        real_start, real_emit = h.handler._start_span, logger.emit
 
         def start_span(*a: Any, **k: Any) -> Any:
             self.spans += 1
@@ -55,7 +55,7 @@ class _SdkCalls:
             self.logs += 1
             return real_emit(*a, **k)
 
-        monkeypatch.setattr(tracer, "start_span", start_span)
+        monkeypatch.setattr(h.handler, "_start_span", start_span)
         monkeypatch.setattr(logger, "emit", emit)
 
 

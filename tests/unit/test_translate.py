@@ -210,11 +210,12 @@ def test_emit_logs_off(make_otel):
 
 def test_synthetic_session_race_keeps_one_trace(otel):
     """Two threads synthesize the same missing session at once: the loser must use the
-    winner's span, not start a new trace (simulated by winning the race inside start_span)."""
+    winner's span, not start a new trace (simulated by winning the race inside the span
+    factory)."""
     from llmgine_otel.spans import OpenSpan
 
     handler = otel.handler
-    real_start = handler._tracer.start_span
+    real_start = handler._start_span
     winner = []
 
     def racing_start(name, *a, **kw):
@@ -225,7 +226,7 @@ def test_synthetic_session_race_keeps_one_trace(otel):
             handler.table.add(OpenSpan(("session", "s7"), other, "s7", kw["start_time"]))
         return span
 
-    handler._tracer.start_span = racing_start
+    handler._start_span = racing_start
     otel.handle(command_started("s7", "c1", 1), command_result("s7", "c1", 2),
                 session_end("s7", 3))
     spans = otel.spans()

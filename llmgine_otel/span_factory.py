@@ -1,0 +1,235 @@
+"""Spans for the translator, made without the SDK's generic per-span machinery.
+
+``Tracer.start_span`` builds, for every span, a ``BoundedAttributes`` (a lock, a dict, and a
+validation pass over every value), two ``BoundedList``s (a lock and a deque each), a lock,
+a fresh ``TraceFlags``, and at the end a second object (the ``ReadableSpan`` snapshot) for
+the processors. The translator's attributes are already typed and bounded (``content``), so
+:class:`DirectSpan` keeps them in a plain dict, makes event and link lists only when used,
+shares one lock and the ``TraceFlags`` values, and hands *itself* to ``on_end`` (like the
+SDK's span it is a ``ReadableSpan``, and once ended nothing changes it). Everything else is
+the SDK's: the tracer's sampler, id generator, resource, limits, scope, processors
+(``on_start``, ``_on_ending``, ``on_end``) and its own metrics hook; a value set by other
+code (``trace.get_current_span().set_attribute(...)`` in a handler) is validated as the SDK
+validates it. With a tracer that is not the SDK's, :func:`span_factory` returns its own
+``start_span``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from time import time_ns
+from typing import Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import Event, Span
+from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.status import Status, StatusCode
+
+__all__ = ["DirectSpan", "span_factory"]
+
+_log = logging.getLogger(__name__)
+_LOCK = threading.Lock()  # mutations of live spans are rare and brief: one lock for all
+_UNSET = Status(StatusCode.UNSET)
+_FLAGS = {f: TraceFlags(f) for f in range(256)}
+_EMPTY: tuple[Any, ...] = ()
+
+
+class DirectSpan(Span):
+    """An SDK span (``opentelemetry.sdk.trace.Span``) built by :class:`_Factory`."""
+
+    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None,
+                 attributes: dict[str, Any], kind: SpanKind, tracer: Any,
+                 record_end_metrics: Callable[[], None] | None) -> None:
+        # No super().__init__: every field the SDK's Span and ReadableSpan read is set here.
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._kind = kind
+        self._resource = tracer.resource
+        self._instrumentation_info = tracer.instrumentation_info
+        self._instrumentation_scope = tracer._instrumentation_scope
+        self._sampler = tracer.sampler
+        self._trace_config = None
+        self._record_exception = True
+        self._set_status_on_exception = True
+        self._span_processor = tracer.span_processor
+        self._limits = tracer._span_limits
+        self._lock = _LOCK
+        self._attributes: Any = attributes
+        self._events: Any = _EMPTY
+        self._links: Any = _EMPTY
+        self._status = _UNSET
+        self._start_time: int | None = None
+        self._end_time: int | None = None
+        self._record_end_metrics = record_end_metrics
+        self._dropped_events = 0
+
+    # -- what the exporters read -------------------------------------------------------------
+    @property
+    def dropped_attributes(self) -> int:
+        attrs = self._attributes
+        return attrs.dropped if isinstance(attrs, BoundedAttributes) else 0
+
+    @property
+    def dropped_events(self) -> int:
+        return self._dropped_events
+
+    @property
+    def dropped_links(self) -> int:
+        return 0
+
+    # -- the translator's own writes (values already typed and bounded) ------------------------
+    def set_trusted(self, attributes: Mapping[str, Any]) -> None:
+        """Add attributes made by the translator, without validating them again."""
+        with self._lock:
+            if self._end_time is not None:
+                return
+            attrs = self._attributes
+            limit = self._limits.max_span_attributes
+            if attrs.__class__ is dict and (limit is None or
+                                            len(attrs) + len(attributes) <= limit):
+                attrs.update(attributes)
+                return
+        self.set_attributes(attributes)
+
+    # -- the API, for everybody else: the SDK's own validation and limits ----------------------
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.set_attributes({key: value})
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                _log.warning("Setting attribute on ended span.")
+                return
+            attrs = self._attributes
+            if attrs.__class__ is dict:  # from now on exactly the SDK's BoundedAttributes
+                limits = self._limits
+                attrs = self._attributes = BoundedAttributes(
+                    limits.max_span_attributes, attrs, immutable=False,
+                    max_value_len=limits.max_span_attribute_length)
+            attrs._set_items(attributes)
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None
+                  ) -> None:
+        limits = self._limits
+        bounded = BoundedAttributes(limits.max_event_attributes, attributes,
+                                    max_value_len=limits.max_attribute_length, immutable=True)
+        with self._lock:
+            if self._end_time is not None:
+                _log.warning("Calling add_event on an ended span.")
+                return
+            if self._events is _EMPTY:
+                self._events = []
+            if limits.max_events is not None and len(self._events) >= limits.max_events:
+                self._events.pop(0)  # the SDK's BoundedList drops the oldest too
+                self._dropped_events += 1
+            self._events.append(Event(name=name, attributes=bounded, timestamp=timestamp))
+
+    def add_link(self, context: SpanContext, attributes: Any = None) -> None:
+        if context is None or not context.is_valid:
+            return
+        limits = self._limits
+        bounded = BoundedAttributes(limits.max_link_attributes, attributes,
+                                    max_value_len=limits.max_attribute_length, immutable=True)
+        with self._lock:
+            if self._end_time is not None:
+                _log.warning("Calling add_link on an ended span.")
+                return
+            if self._links is _EMPTY:
+                self._links = []
+            if limits.max_links is None or len(self._links) < limits.max_links:
+                self._links.append(trace_api.Link(context, bounded))
+
+    def start(self, start_time: int | None = None, parent_context: Any = None) -> None:
+        self._start_time = start_time if start_time is not None else time_ns()
+        self._span_processor.on_start(self, parent_context=parent_context)
+
+    def end(self, end_time: int | None = None) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                _log.warning("Calling end() on an ended span.")
+                return
+            self._end_time = end_time if end_time is not None else time_ns()
+            if self._events.__class__ is list:
+                self._events = tuple(self._events)
+            if self._links.__class__ is list:
+                self._links = tuple(self._links)
+        if self._record_end_metrics is not None:
+            self._record_end_metrics()
+        proc = self._span_processor
+        on_ending = getattr(proc, "_on_ending", None)
+        if on_ending is not None:
+            on_ending(self)
+        proc.on_end(self)  # ended: nothing changes it any more, so no snapshot is needed
+
+
+class _Factory:
+    """``start(name, context, kind, attributes, start_time)`` with the SDK tracer's
+    sampling, ids and processors (``Tracer.start_span``'s steps, in its order)."""
+
+    def __init__(self, tracer: Any) -> None:
+        self._tracer = tracer
+        self._metrics = tracer._tracer_metrics
+        self._random_ids = tracer.id_generator.is_trace_id_random()
+
+    def __call__(self, name: str, context: Any = None, kind: SpanKind = SpanKind.INTERNAL,
+                 attributes: dict[str, Any] | None = None, start_time: int | None = None,
+                 links: Sequence[Any] = ()) -> Any:
+        tracer = self._tracer
+        parent: SpanContext | None = trace_api.get_current_span(context).get_span_context()
+        if not tracer._is_enabled():
+            return trace_api.NonRecordingSpan(context=parent)  # type: ignore[arg-type]
+        ids = tracer.id_generator
+        if parent is None or not parent.is_valid:
+            parent = None
+            trace_id = ids.generate_trace_id()
+            random_ids = self._random_ids
+        else:
+            trace_id = parent.trace_id
+            random_ids = parent.trace_flags.random_trace_id
+        result = tracer.sampler.should_sample(context, trace_id, name, kind, attributes, links)
+        decision = result.decision
+        flags = (TraceFlags.SAMPLED if decision.is_sampled() else TraceFlags.DEFAULT) | \
+            (TraceFlags.RANDOM_TRACE_ID if random_ids else 0)
+        span_context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
+                                   trace_flags=_FLAGS[flags], trace_state=result.trace_state)
+        record_end = self._metrics.start_span(parent, decision)
+        if not decision.is_recording():
+            return trace_api.NonRecordingSpan(context=span_context)
+        got = result.attributes
+        # The samplers pass the attributes through (a read-only view of this very dict);
+        # keep the translator's dict unless the sampler changed them.
+        attrs: Any = attributes if attributes is not None and got == attributes else dict(got)
+        limits = tracer._span_limits
+        if (limits.max_span_attributes is not None and len(attrs) > limits.max_span_attributes) \
+                or limits.max_span_attribute_length is not None:  # the SDK's limits apply
+            attrs = BoundedAttributes(limits.max_span_attributes, attrs, immutable=False,
+                                      max_value_len=limits.max_span_attribute_length)
+        span = DirectSpan(name, span_context, parent, attrs, kind, tracer,
+                          None if record_end is _NOOP_END else record_end)
+        span.start(start_time, context)
+        return span
+
+
+def _noop() -> None:
+    pass
+
+
+try:  # the SDK's "no metrics" hook, so spans skip calling it
+    from opentelemetry.sdk.trace._tracer_metrics import noop as _NOOP_END
+except ImportError:  # pragma: no cover - another SDK version
+    _NOOP_END = _noop
+
+_NEEDED = ("sampler", "resource", "span_processor", "id_generator", "instrumentation_info",
+           "_span_limits", "_instrumentation_scope", "_tracer_metrics", "_is_enabled")
+
+
+def span_factory(tracer: Any) -> Callable[..., Any]:
+    """A ``start_span``-like callable for ``tracer``: direct spans for the SDK's tracer, the
+    tracer's own ``start_span`` for anything else (an API no-op tracer, another SDK)."""
+    if all(hasattr(tracer, n) for n in _NEEDED):
+        return _Factory(tracer)
+    return tracer.start_span  # type: ignore[no-any-return]
