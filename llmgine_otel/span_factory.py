@@ -66,6 +66,7 @@ class DirectSpan(Span):
         self._end_time: int | None = None
         self._record_end_metrics = record_end_metrics
         self._dropped_events = 0
+        self._dropped_links = 0
 
     # -- what the exporters read -------------------------------------------------------------
     @property
@@ -79,7 +80,7 @@ class DirectSpan(Span):
 
     @property
     def dropped_links(self) -> int:
-        return 0
+        return self._dropped_links
 
     # -- the translator's own writes (values already typed and bounded) ------------------------
     def set_trusted(self, attributes: Mapping[str, Any]) -> None:
@@ -129,8 +130,8 @@ class DirectSpan(Span):
             self._events.append(Event(name=name, attributes=bounded, timestamp=timestamp))
 
     def add_link(self, context: SpanContext, attributes: Any = None) -> None:
-        if context is None or not context.is_valid:
-            return
+        if not (context and (context.is_valid or attributes or context.trace_state)):
+            return  # the SDK's _is_valid_link
         limits = self._limits
         bounded = BoundedAttributes(limits.max_link_attributes, attributes,
                                     max_value_len=limits.max_attribute_length, immutable=True)
@@ -140,8 +141,10 @@ class DirectSpan(Span):
                 return
             if self._links is _EMPTY:
                 self._links = []
-            if limits.max_links is None or len(self._links) < limits.max_links:
-                self._links.append(trace_api.Link(context, bounded))
+            if limits.max_links is not None and len(self._links) >= limits.max_links:
+                self._links.pop(0)  # like the SDK's BoundedList: the oldest goes, counted
+                self._dropped_links += 1
+            self._links.append(trace_api.Link(context, bounded))
 
     def start(self, start_time: int | None = None, parent_context: Any = None) -> None:
         self._start_time = start_time if start_time is not None else time_ns()
@@ -153,6 +156,8 @@ class DirectSpan(Span):
                 _log.warning("Calling end() on an ended span.")
                 return
             self._end_time = end_time if end_time is not None else time_ns()
+            if isinstance(self._attributes, BoundedAttributes):
+                self._attributes._immutable = True  # as the SDK's span does at its end
             if self._events.__class__ is list:
                 self._events = tuple(self._events)
             if self._links.__class__ is list:

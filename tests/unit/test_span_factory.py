@@ -66,7 +66,8 @@ def _fields(span: Any) -> dict[str, Any]:
     return dict(name=span.name, context=span.context, parent=span.parent, kind=span.kind,
                 attributes=dict(span.attributes), events=[(e.name, dict(e.attributes),
                                                            e.timestamp) for e in span.events],
-                links=list(span.links), status=(span.status.status_code,
+                links=[(lk.context.span_id, dict(lk.attributes or {})) for lk in span.links],
+                status=(span.status.status_code,
                                                 span.status.description),
                 start=span.start_time, end=span.end_time, resource=span.resource,
                 scope=span.instrumentation_scope, dropped=(span.dropped_attributes,
@@ -207,3 +208,18 @@ def test_exception_in_a_with_block_is_recorded_like_the_sdk() -> None:
 def test_a_tracer_that_is_not_the_sdks_keeps_its_own_start_span() -> None:
     noop = trace.NoOpTracer()
     assert span_factory(noop) == noop.start_span
+
+
+def test_links_added_later_follow_the_sdks_limits() -> None:
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    def story(start: Any) -> None:
+        span = start("s", start_time=1)
+        for i in range(4):
+            span.add_link(SpanContext(0xA, 0x100 + i, False, TraceFlags(1)), {"i": i})
+        span.add_link(SpanContext(0, 0, False))  # invalid, no attributes: ignored
+        span.end(2)
+
+    sdk, direct = _both(story, limits=SpanLimits(max_links=2))
+    assert _fields(direct[0]) == _fields(sdk[0])
+    assert direct[0].dropped_links == 2 and len(direct[0].links) == 2
