@@ -17,8 +17,8 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.trace import SpanProcessor
 
-__all__ = ["SelfMetrics", "SelfStats", "SpanMetrics", "SpanMetricsProcessor", "histogram_views",
-           "prometheus_text"]
+__all__ = ["PullableReader", "SelfMetrics", "SelfStats", "SpanMetrics", "SpanMetricsProcessor",
+           "histogram_views", "prometheus_text"]
 
 TOKEN_BUCKETS = tuple(float(4**i) for i in range(14))  # 1, 4, 16, ... 67108864
 DURATION_BUCKETS = tuple(0.01 * 2**i for i in range(14))  # 0.01 doubling to 81.92 s
@@ -225,6 +225,36 @@ def _labels(attrs: dict[str, Any], extra: dict[str, str] | None = None) -> str:
         f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
         for k, v in sorted(items.items()))
     return "{" + body + "}"
+
+
+class PullableReader:
+    """``get_metrics_data()`` from a ``PeriodicExportingMetricReader``, without exporting.
+
+    Every metric reader aggregates every measurement into its own storage, so a second
+    reader (an ``InMemoryMetricReader`` for :func:`prometheus_text`) doubles the cost of
+    each histogram record on the export thread (measured 61 vs 43 us per span). With
+    cumulative temporality (the default) a collection changes nothing, so the periodic
+    reader's own collection callback serves pulls too. ``for_`` returns ``None`` when that
+    does not hold (delta temporality, or an SDK without the callback), and the caller keeps
+    a second reader."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+
+    @classmethod
+    def for_(cls, reader: Any) -> PullableReader | None:
+        from opentelemetry.sdk.metrics.export import AggregationTemporality
+
+        temporality = getattr(reader, "_instrument_class_temporality", None)
+        if not temporality or not hasattr(reader, "_collect") or any(
+                t is not AggregationTemporality.CUMULATIVE for t in temporality.values()):
+            return None
+        return cls(reader)
+
+    def get_metrics_data(self, timeout_millis: float = 10_000) -> Any:
+        """The current cumulative metrics (``None`` before the reader is registered)."""
+        collect = self._reader._collect
+        return None if collect is None else collect(self._reader, timeout_millis=timeout_millis)
 
 
 def prometheus_text(metrics_data: Any) -> str:

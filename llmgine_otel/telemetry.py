@@ -27,6 +27,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from llmgine_otel.config import ConfigError, ObservabilityConfig
 from llmgine_otel.manager import ObservabilityManager
 from llmgine_otel.metrics import (
+    PullableReader,
     SelfMetrics,
     SelfStats,
     SpanMetrics,
@@ -96,13 +97,19 @@ class Telemetry:
             self.logger_provider.add_log_record_processor(
                 self.log_processors[0] if len(self.log_processors) == 1
                 else ShardedLogProcessor(self.log_processors))  # type: ignore[arg-type]
-        self.metric_reader = InMemoryMetricReader()
+        self.metric_reader: Any = InMemoryMetricReader()
+        """Where :meth:`prometheus_text` reads from (``get_metrics_data()``)."""
         self.meter_provider: MeterProvider | None = None
         if config.emit_metrics:
             readers: list[Any] = [self.metric_reader]
             exporter = self._metric_exporter()
             if exporter is not None:
-                readers.append(PeriodicExportingMetricReader(exporter))
+                readers = [PeriodicExportingMetricReader(exporter)]
+                pull = PullableReader.for_(readers[0])
+                if pull is not None:  # one reader serves both: every record aggregated once
+                    self.metric_reader = pull
+                else:  # delta temporality: a pull would take deltas from the export
+                    readers.append(self.metric_reader)
             self.meter_provider = MeterProvider(resource=self.resource, metric_readers=readers,
                                                 views=histogram_views(), shutdown_on_exit=False)
             meter = self.meter_provider.get_meter("llmgine_otel")

@@ -104,3 +104,57 @@ def test_configure_sets_the_bucket_views(tmp_path):
             assert list(p.explicit_bounds) == TOKEN_BUCKETS
     finally:
         assert tel.shutdown().seconds < 5
+
+
+def test_one_metric_reader_serves_export_and_prometheus_text(tmp_path):
+    """Every reader aggregates every record, so configure() registers one: the periodic
+    exporting reader, which prometheus_text() pulls from without exporting."""
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    from llmgine_otel import configure
+    from llmgine_otel.metrics import PullableReader
+
+    tel = configure(set_global=False, output_dir=tmp_path, console=False)
+    try:
+        readers = tel.meter_provider._metric_readers
+        assert len(readers) == 1 and isinstance(readers[0], PeriodicExportingMetricReader)
+        assert isinstance(tel.metric_reader, PullableReader)
+        exported = []
+        real = readers[0]._exporter.export
+        readers[0]._exporter.export = lambda data, **kw: exported.append(data) or real(data, **kw)
+        for e in (session_start("s1", 0), command_started("s1", "c1", 1),
+                  llm_started("s1", "L1", 1.0, model="gpt-4o", provider="openai"),
+                  llm_finished("s1", "L1", 1.5, input_tokens=7, output_tokens=3),
+                  command_result("s1", "c1", 3)):
+            tel.observe_event(e)
+        tel.force_flush()
+        text = tel.prometheus_text()
+        assert re.search(r'gen_ai_client_token_usage_sum\{[^}]*gen_ai_token_type="input"[^}]*\} 7',
+                         text), text
+        assert tel.prometheus_text() == text  # cumulative: pulling twice changes nothing
+        assert exported == []  # pulls never export
+    finally:
+        tel.shutdown()
+
+
+def test_delta_temporality_keeps_a_second_reader():
+    from opentelemetry.sdk.metrics import Histogram
+    from opentelemetry.sdk.metrics.export import (
+        AggregationTemporality,
+        ConsoleMetricExporter,
+        PeriodicExportingMetricReader,
+    )
+
+    from llmgine_otel.metrics import PullableReader
+
+    delta = PeriodicExportingMetricReader(ConsoleMetricExporter(
+        preferred_temporality={Histogram: AggregationTemporality.DELTA}),
+        export_interval_millis=10**9)
+    cumulative = PeriodicExportingMetricReader(ConsoleMetricExporter(),
+                                               export_interval_millis=10**9)
+    try:
+        assert PullableReader.for_(delta) is None
+        assert PullableReader.for_(cumulative) is not None
+    finally:
+        delta.shutdown()
+        cumulative.shutdown()
