@@ -116,35 +116,31 @@ class DirectSpan(Span):
     def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None
                   ) -> None:
         limits = self._limits
-        bounded = BoundedAttributes(limits.max_event_attributes, attributes,
-                                    max_value_len=limits.max_attribute_length, immutable=True)
+        event = Event(name=name, timestamp=timestamp, attributes=BoundedAttributes(
+            limits.max_event_attributes, attributes, max_value_len=limits.max_attribute_length,
+            immutable=True))
         with self._lock:
-            if self._end_time is not None:
-                _log.warning("Calling add_event on an ended span.")
-                return
-            if self._events is _EMPTY:
-                self._events = []
-            if limits.max_events is not None and len(self._events) >= limits.max_events:
-                self._events.pop(0)  # the SDK's BoundedList drops the oldest too
-                self._dropped_events += 1
-            self._events.append(Event(name=name, attributes=bounded, timestamp=timestamp))
+            if not self._ended("add_event"):
+                self._events, dropped = _bounded_append(self._events, event, limits.max_events)
+                self._dropped_events += dropped
 
     def add_link(self, context: SpanContext, attributes: Any = None) -> None:
         if not (context and (context.is_valid or attributes or context.trace_state)):
             return  # the SDK's _is_valid_link
         limits = self._limits
-        bounded = BoundedAttributes(limits.max_link_attributes, attributes,
-                                    max_value_len=limits.max_attribute_length, immutable=True)
+        link = trace_api.Link(context, BoundedAttributes(
+            limits.max_link_attributes, attributes, max_value_len=limits.max_attribute_length,
+            immutable=True))
         with self._lock:
-            if self._end_time is not None:
-                _log.warning("Calling add_link on an ended span.")
-                return
-            if self._links is _EMPTY:
-                self._links = []
-            if limits.max_links is not None and len(self._links) >= limits.max_links:
-                self._links.pop(0)  # like the SDK's BoundedList: the oldest goes, counted
-                self._dropped_links += 1
-            self._links.append(trace_api.Link(context, bounded))
+            if not self._ended("add_link"):
+                self._links, dropped = _bounded_append(self._links, link, limits.max_links)
+                self._dropped_links += dropped
+
+    def _ended(self, what: str) -> bool:
+        if self._end_time is None:
+            return False
+        _log.warning("Calling %s on an ended span.", what)
+        return True
 
     def start(self, start_time: int | None = None, parent_context: Any = None) -> None:
         self._start_time = start_time if start_time is not None else time_ns()
@@ -169,6 +165,19 @@ class DirectSpan(Span):
         if on_ending is not None:
             on_ending(self)
         proc.on_end(self)  # ended: nothing changes it any more, so no snapshot is needed
+
+
+def _bounded_append(items: Any, item: Any, maxlen: int | None) -> tuple[list[Any], int]:
+    """``items`` with ``item`` appended (a new list in place of the shared empty tuple) and
+    how many of the oldest went to stay within ``maxlen``, as in the SDK's BoundedList."""
+    if items is _EMPTY:
+        items = []
+    dropped = 0
+    if maxlen is not None and len(items) >= maxlen:
+        items.pop(0)
+        dropped = 1
+    items.append(item)
+    return items, dropped
 
 
 class _Factory:
