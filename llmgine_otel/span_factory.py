@@ -40,6 +40,19 @@ _EMPTY: tuple[Any, ...] = ()
 class DirectSpan(Span):
     """An SDK span (``opentelemetry.sdk.trace.Span``) built by :class:`_Factory`."""
 
+    # Fields that start out the same for every span: read from the class until a span sets
+    # its own, so making a span stores only what differs.
+    _trace_config = None
+    _record_exception = True
+    _set_status_on_exception = True
+    _lock = _LOCK
+    _events: Any = _EMPTY
+    _links: Any = _EMPTY
+    _status = _UNSET
+    _end_time: int | None = None
+    _dropped_events = 0
+    _dropped_links = 0
+
     def __init__(self, name: str, context: SpanContext, parent: SpanContext | None,
                  attributes: dict[str, Any], kind: SpanKind, tracer: Any,
                  record_end_metrics: Callable[[], None] | None) -> None:
@@ -52,21 +65,11 @@ class DirectSpan(Span):
         self._instrumentation_info = tracer.instrumentation_info
         self._instrumentation_scope = tracer._instrumentation_scope
         self._sampler = tracer.sampler
-        self._trace_config = None
-        self._record_exception = True
-        self._set_status_on_exception = True
         self._span_processor = tracer.span_processor
         self._limits = tracer._span_limits
-        self._lock = _LOCK
         self._attributes: Any = attributes
-        self._events: Any = _EMPTY
-        self._links: Any = _EMPTY
-        self._status = _UNSET
         self._start_time: int | None = None
-        self._end_time: int | None = None
         self._record_end_metrics = record_end_metrics
-        self._dropped_events = 0
-        self._dropped_links = 0
 
     # -- what the exporters read -------------------------------------------------------------
     @property
@@ -188,6 +191,9 @@ class _Factory:
         self._tracer = tracer
         self._metrics = tracer._tracer_metrics
         self._random_ids = tracer.id_generator.is_trace_id_random()
+        limits = tracer._span_limits
+        self._max_attrs = limits.max_span_attributes
+        self._max_len = limits.max_span_attribute_length
 
     def __call__(self, name: str, context: Any = None, kind: SpanKind = SpanKind.INTERNAL,
                  attributes: dict[str, Any] | None = None, start_time: int | None = None,
@@ -217,11 +223,10 @@ class _Factory:
         # The samplers pass the attributes through (a read-only view of this very dict);
         # keep the translator's dict unless the sampler changed them.
         attrs: Any = attributes if attributes is not None and got == attributes else dict(got)
-        limits = tracer._span_limits
-        if (limits.max_span_attributes is not None and len(attrs) > limits.max_span_attributes) \
-                or limits.max_span_attribute_length is not None:  # the SDK's limits apply
-            attrs = BoundedAttributes(limits.max_span_attributes, attrs, immutable=False,
-                                      max_value_len=limits.max_span_attribute_length)
+        max_attrs, max_len = self._max_attrs, self._max_len
+        if (max_attrs is not None and len(attrs) > max_attrs) or max_len is not None:
+            # the SDK's limits apply
+            attrs = BoundedAttributes(max_attrs, attrs, immutable=False, max_value_len=max_len)
         span = DirectSpan(name, span_context, parent, attrs, kind, tracer,
                           None if record_end is _NOOP_END else record_end)
         span.start(start_time, context)

@@ -101,15 +101,17 @@ class Telemetry:
         """Where :meth:`prometheus_text` reads from (``get_metrics_data()``)."""
         self.meter_provider: MeterProvider | None = None
         if config.emit_metrics:
-            readers: list[Any] = [self.metric_reader]
             exporter = self._metric_exporter()
+            readers: list[Any] = []
             if exporter is not None:
-                readers = [PeriodicExportingMetricReader(exporter)]
-                pull = PullableReader.for_(readers[0])
-                if pull is not None:  # one reader serves both: every record aggregated once
-                    self.metric_reader = pull
-                else:  # delta temporality: a pull would take deltas from the export
-                    readers.append(self.metric_reader)
+                readers.append(PeriodicExportingMetricReader(exporter))
+            # One reader serves export and pulls, so every record is aggregated once; with
+            # delta temporality (or no exporter) the in-memory reader is a second one.
+            pull = PullableReader.for_(readers[0]) if readers else None
+            if pull is not None:
+                self.metric_reader = pull
+            else:
+                readers.append(self.metric_reader)
             self.meter_provider = MeterProvider(resource=self.resource, metric_readers=readers,
                                                 views=histogram_views(), shutdown_on_exit=False)
             meter = self.meter_provider.get_meter("llmgine_otel")
