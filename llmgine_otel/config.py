@@ -92,6 +92,7 @@ ENV_VARS: dict[str, str] = {
     "LLMGINE_OTEL_FILE_MAX_BYTES": "file_max_bytes",
     "LLMGINE_OTEL_FILE_MAX_AGE": "file_max_age_s",
     "LLMGINE_OTEL_FILE_BACKUPS": "file_backups",
+    "LLMGINE_OTEL_FLUSH_ON_SIGNAL": "flush_on_signal",
 }
 
 
@@ -141,6 +142,9 @@ class ObservabilityConfig:
     """Embedded default: ... or at this age."""
     file_backups: int = 10
     """Embedded default: rotated files kept."""
+    flush_on_signal: bool = True
+    """SIGTERM (and SIGINT where the OS default is in place) runs the bounded shutdown, then
+    the process dies by the signal as before (see :mod:`llmgine_otel.signals`)."""
     redact: RedactHook | None = None
     resource_attributes: Mapping[str, Any] = field(default_factory=dict)
 
@@ -267,6 +271,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "file_max_bytes": _parse_int,
     "file_max_age_s": _parse_float,
     "file_backups": _parse_int,
+    "flush_on_signal": _parse_bool,
 }
 
 _FIELD_TO_ENV = {name: var for var, name in ENV_VARS.items()}
@@ -283,7 +288,8 @@ def _check(c: ObservabilityConfig) -> None:
     def bad(name: str, value: Any, allowed: str) -> ConfigError:
         return ConfigError(f"{_label(name)}={value!r} is not valid; allowed: {allowed}")
 
-    for name in ("enabled", "console", "emit_logs", "emit_metrics", "stream_chunk_logs"):
+    for name in ("enabled", "console", "emit_logs", "emit_metrics", "stream_chunk_logs",
+                 "flush_on_signal"):
         if not isinstance(getattr(c, name), bool):
             raise bad(name, getattr(c, name), "true or false")
     for name, low in (("queue_size", 1), ("num_workers", 1), ("max_value_length", 64),

@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from llmgine_otel import signals
 from llmgine_otel.config import ConfigError, ObservabilityConfig
 from llmgine_otel.manager import ObservabilityManager
 from llmgine_otel.metrics import (
@@ -138,6 +139,8 @@ class Telemetry:
         self._shutdown_report: ShutdownReport | None = None
         self._shutdown_lock = threading.Lock()
         atexit.register(self._atexit)
+        if config.flush_on_signal:
+            signals.watch(self)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork)
 
@@ -245,6 +248,10 @@ class Telemetry:
             ok = p.bounded_flush(max(0.0, deadline - time.monotonic())) and ok
         return ok
 
+    @property
+    def is_shut_down(self) -> bool:
+        return self._shutdown_report is not None
+
     def shutdown(self, timeout_s: float | None = None) -> ShutdownReport:
         """End open spans (ERROR, reason ``shutdown``), export what is queued, stop: all
         within ``timeout_s`` (default ``shutdown_timeout_s``). Safe to call twice."""
@@ -291,6 +298,7 @@ class Telemetry:
                     completed = False
             report = ShutdownReport(time.monotonic() - t0, completed, undelivered, ended)
             self._shutdown_report = report
+            signals.forget(self)
             if not completed or any(undelivered.values()):
                 _log.warning("%s", report)
             return report

@@ -280,6 +280,13 @@ class JsonlFileMetricExporter(_FileExporterBase, MetricExporter):
         preferred_aggregation: dict[type, Any] | None = None,
     ) -> None:
         _FileExporterBase.__init__(self, writer)
+        # The protobuf encoders load now, not at the first export: in a short-lived process
+        # that export is the one at exit, and an import then that runs exec/eval (protobuf's
+        # namedtuples) makes CPython forget an unhandled KeyboardInterrupt, so Ctrl-C would
+        # end the process with status 1 instead of by SIGINT (tests/reliability/test_signals).
+        import google.protobuf.json_format  # noqa: F401
+        import opentelemetry.exporter.otlp.proto.common.metrics_encoder  # noqa: F401
+
         MetricExporter.__init__(
             self,
             preferred_temporality=preferred_temporality,

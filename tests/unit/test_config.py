@@ -30,6 +30,7 @@ BAD_ENV = [
     ("LLMGINE_OTEL_LOG_SAMPLE_RATES", "ChunkEvent", "EventType=rate"),
     ("LLMGINE_OTEL_LOG_SAMPLE_RATES", "ChunkEvent=7", "between 0.0 and 1.0"),
     ("LLMGINE_OTEL_STREAM_CHUNK_LOGS", "2", "true/false"),
+    ("LLMGINE_OTEL_FLUSH_ON_SIGNAL", "sometimes", "true/false"),
 ]
 
 
