@@ -93,6 +93,8 @@ ENV_VARS: dict[str, str] = {
     "LLMGINE_OTEL_FILE_MAX_AGE": "file_max_age_s",
     "LLMGINE_OTEL_FILE_BACKUPS": "file_backups",
     "LLMGINE_OTEL_FLUSH_ON_SIGNAL": "flush_on_signal",
+    "LLMGINE_OTEL_HANDLER_MAX_IN_FLIGHT": "handler_max_in_flight",
+    "LLMGINE_OTEL_HANDLER_TIMEOUT": "handler_timeout_s",
 }
 
 
@@ -145,6 +147,11 @@ class ObservabilityConfig:
     flush_on_signal: bool = True
     """SIGTERM (and SIGINT where the OS default is in place) runs the bounded shutdown, then
     the process dies by the signal as before (see :mod:`llmgine_otel.signals`)."""
+    handler_max_in_flight: int = 1_000
+    """Async observability handlers: calls of one handler running at once; beyond it an
+    event is not given to that handler (counted)."""
+    handler_timeout_s: float = 30.0
+    """Async observability handlers: a call still running after this is cancelled (counted)."""
     redact: RedactHook | None = None
     resource_attributes: Mapping[str, Any] = field(default_factory=dict)
 
@@ -272,6 +279,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "file_max_age_s": _parse_float,
     "file_backups": _parse_int,
     "flush_on_signal": _parse_bool,
+    "handler_max_in_flight": _parse_int,
+    "handler_timeout_s": _parse_float,
 }
 
 _FIELD_TO_ENV = {name: var for var, name in ENV_VARS.items()}
@@ -293,7 +302,8 @@ def _check(c: ObservabilityConfig) -> None:
         if not isinstance(getattr(c, name), bool):
             raise bad(name, getattr(c, name), "true or false")
     for name, low in (("queue_size", 1), ("num_workers", 1), ("max_value_length", 64),
-                      ("max_open_spans", 1), ("file_max_bytes", 1024), ("file_backups", 0)):
+                      ("max_open_spans", 1), ("file_max_bytes", 1024), ("file_backups", 0),
+                      ("handler_max_in_flight", 1)):
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise bad(name, v, f"a whole number >= {low}")
@@ -303,12 +313,13 @@ def _check(c: ObservabilityConfig) -> None:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v <= 1.0:
             raise bad(name, v, "a number between 0.0 and 1.0")
-    for name in ("max_span_age_s", "shutdown_timeout_s", "file_max_age_s"):
+    for name in ("max_span_age_s", "shutdown_timeout_s", "file_max_age_s", "handler_timeout_s"):
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
             raise bad(name, v, "a number of seconds > 0")
-    if c.shutdown_timeout_s == float("inf"):  # a bound is the point (and join(inf) raises)
-        raise bad("shutdown_timeout_s", c.shutdown_timeout_s, "a finite number of seconds > 0")
+    for name in ("shutdown_timeout_s", "handler_timeout_s"):
+        if getattr(c, name) == float("inf"):  # a bound is the point (and join(inf) raises)
+            raise bad(name, getattr(c, name), "a finite number of seconds > 0")
     if c.back_pressure_strategy not in BACK_PRESSURE_STRATEGIES:
         raise bad("back_pressure_strategy", c.back_pressure_strategy,
                   ", ".join(BACK_PRESSURE_STRATEGIES))

@@ -3,7 +3,10 @@
 ``observe_event`` is what llmgine's bus calls on every publish, on the event loop: handlers
 run in order, each failure is caught, counted and logged once per handler, never raised.
 Async handlers (``ahandle``) are scheduled on the running loop (or awaited by
-``aobserve_event``), never given an event loop of their own per event.
+``aobserve_event``), never given an event loop of their own per event, and cannot pile up:
+at most ``max_in_flight`` calls of one handler run at once (an event beyond that is not
+given to it, counted ``in_flight_limit``) and each call is cancelled after
+``handler_timeout_s`` (counted ``timeout``). Neither ever blocks the caller.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ if TYPE_CHECKING:
     import asyncio
 
 __all__ = ["AsyncObservabilityHandler", "ObservabilityHandler", "ObservabilityManager"]
+
+DEFAULT_MAX_IN_FLIGHT = 1_000
+DEFAULT_HANDLER_TIMEOUT_S = 30.0
 
 _log = logging.getLogger("llmgine_otel")
 
@@ -52,7 +58,8 @@ class ObservabilityManager:
     ``aobserve_event``. Pass it to ``MessageBus(observability=...)``."""
 
     def __init__(self, stats: SelfStats | None = None, *, enabled: bool = True,
-                 time_handlers: bool = True) -> None:
+                 time_handlers: bool = True, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+                 handler_timeout_s: float = DEFAULT_HANDLER_TIMEOUT_S) -> None:
         self.stats = stats or SelfStats()
         self._handlers: list[Any] = []
         self._sync: tuple[tuple[Any, str], ...] = ()
@@ -62,6 +69,10 @@ class ObservabilityManager:
         self._warned: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = threading.Lock()
+        self.max_in_flight = max_in_flight
+        self.handler_timeout_s = handler_timeout_s
+        self._in_flight: dict[int, int] = {}  # id(handler) -> calls running
+        self._flight_lock = threading.Lock()  # calls start on any thread, end on a loop
 
     # -- llmgine's API -----------------------------------------------------------------------
     def register_handler(self, handler: Any) -> None:
@@ -134,6 +145,8 @@ class ObservabilityManager:
             except RuntimeError:
                 loop = None
             for handler, name in self._async:
+                if not self._admit(handler, name):
+                    continue
                 if loop is None:
                     _background_loop().submit(self._run_async(handler, name, event))
                 else:
@@ -154,16 +167,40 @@ class ObservabilityManager:
         if self._async:
             import asyncio
 
-            await asyncio.gather(*(self._run_async(h, n, event) for h, n in self._async))
+            await asyncio.gather(*(self._run_async(h, n, event) for h, n in self._async
+                                   if self._admit(h, n)))
+
+    def _admit(self, handler: Any, name: str) -> bool:
+        """Take one of ``handler``'s in-flight slots; False (counted) when all are taken."""
+        key = id(handler)
+        with self._flight_lock:
+            running = self._in_flight.get(key, 0)
+            if running >= self.max_in_flight:
+                self.stats.handler_dropped[(name, "in_flight_limit")] += 1
+                return False
+            self._in_flight[key] = running + 1
+        return True
 
     async def _run_async(self, handler: Any, name: str, event: Any) -> None:
+        import asyncio
+
         t0 = time.perf_counter()
         try:
-            await handler.ahandle(event)
+            await asyncio.wait_for(handler.ahandle(event), self.handler_timeout_s)
+        except TimeoutError:
+            self.stats.handler_dropped[(name, "timeout")] += 1
         except Exception as exc:  # noqa: BLE001
             self._failed(name, exc)
+        finally:
+            with self._flight_lock:
+                self._in_flight[id(handler)] -= 1
         self.stats.events_by_handler[name] += 1
         self.stats.handler_seconds[name] += time.perf_counter() - t0
+
+    def in_flight(self, handler: Any) -> int:
+        """Calls of ``handler`` running now."""
+        with self._flight_lock:
+            return self._in_flight.get(id(handler), 0)
 
     async def drain(self) -> None:
         """Wait for async handler tasks scheduled so far (e.g. before shutdown)."""

@@ -48,6 +48,9 @@ class SelfStats:
         self.events_by_handler: Counter[str] = Counter()
         self.handler_errors: Counter[str] = Counter()
         self.handler_seconds: dict[str, float] = defaultdict(float)
+        self.handler_dropped: Counter[tuple[str, str]] = Counter()
+        """(handler, reason) -> events an async handler did not finish: ``in_flight_limit``
+        (not started: its in-flight bound was reached) or ``timeout`` (cancelled)."""
         self.outcomes: Counter[str] = Counter()
         """Translation outcomes: duplicate_start, end_without_start, repaired, rejected, ..."""
         self.produced: Counter[str] = Counter()  # signal -> items handed to the SDK
@@ -69,6 +72,7 @@ class SelfStats:
             return {
                 "events_by_handler": dict(self.events_by_handler),
                 "handler_errors": dict(self.handler_errors),
+                "handler_dropped": {f"{h}:{r}": n for (h, r), n in self.handler_dropped.items()},
                 "outcomes": dict(self.outcomes),
                 "produced": dict(self.produced),
                 "exported": dict(self.exported),
@@ -178,6 +182,9 @@ class SelfMetrics:
             ("llmgine.observability.handler.errors", "{error}",
              "Handler failures (isolated, never raised into the bus).",
              lambda: st.handler_errors, ("handler",)),
+            ("llmgine.observability.handler.dropped", "{event}",
+             "Events an async handler did not finish: in-flight bound reached or timed out.",
+             lambda: st.handler_dropped, ("handler", "reason")),
             ("llmgine.observability.handler.duration", "s", "Total time spent in each handler.",
              lambda: st.handler_seconds, ("handler",)),
             ("llmgine.observability.dropped", "{item}",

@@ -133,7 +133,9 @@ class Telemetry:
             self.handler.log_sink = LogSink(
                 self.log_processors, self.resource,
                 InstrumentationScope("llmgine_otel", _version()))
-        self.manager = ObservabilityManager(self.stats)
+        self.manager = ObservabilityManager(self.stats,
+                                            max_in_flight=config.handler_max_in_flight,
+                                            handler_timeout_s=config.handler_timeout_s)
         self.manager.register_handler(self.handler)
         self.manager.set_enabled(config.enabled)
         self._shutdown_report: ShutdownReport | None = None

@@ -31,6 +31,9 @@ BAD_ENV = [
     ("LLMGINE_OTEL_LOG_SAMPLE_RATES", "ChunkEvent=7", "between 0.0 and 1.0"),
     ("LLMGINE_OTEL_STREAM_CHUNK_LOGS", "2", "true/false"),
     ("LLMGINE_OTEL_FLUSH_ON_SIGNAL", "sometimes", "true/false"),
+    ("LLMGINE_OTEL_HANDLER_MAX_IN_FLIGHT", "0", ">= 1"),
+    ("LLMGINE_OTEL_HANDLER_TIMEOUT", "0", "> 0"),
+    ("LLMGINE_OTEL_HANDLER_TIMEOUT", "inf", "finite"),
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 import pytest
 from otel_kit import command_result, command_started, session_end, session_start
@@ -161,3 +162,89 @@ def test_translator_on_llmgines_own_manager(otel):
     names = sorted(s.name for s in otel.spans())
     assert names == ["command Command", "session"]
     assert len(otel.logs()) == 4
+
+
+class Slow(AsyncObservabilityHandler):
+    """An async handler that takes ``seconds`` per event and records how many ran at once."""
+
+    name = "slow"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.running = 0
+        self.most = 0
+        self.started = 0
+        self.finished = 0
+
+    async def ahandle(self, event) -> None:
+        self.started += 1
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await asyncio.sleep(self.seconds)
+            self.finished += 1
+        finally:
+            self.running -= 1
+
+
+async def test_async_handler_in_flight_bound_and_timeout_counted():
+    m = ObservabilityManager(max_in_flight=5, handler_timeout_s=0.2)
+    slow, rec = Slow(60), Recorder()
+    m.register_handler(slow)
+    m.register_handler(rec)
+    worst = 0.0
+    for i in range(100):
+        t0 = time.perf_counter()
+        m.observe_event(i)  # synchronous, like llmgine's bus.publish: never waits
+        worst = max(worst, time.perf_counter() - t0)
+    assert rec.events == list(range(100))  # sync handlers see every event
+    assert m.in_flight(slow) == 5 and len(m._tasks) == 5
+    assert m.stats.handler_dropped[("slow", "in_flight_limit")] == 95
+    await asyncio.sleep(0.5)
+    assert slow.started == 5 and slow.most == 5 and slow.finished == 0
+    assert m.stats.handler_dropped[("slow", "timeout")] == 5
+    assert m.in_flight(slow) == 0 and not m._tasks  # slots given back after the timeout
+    for i in range(3):
+        m.observe_event(i)
+    await m.drain()
+    assert slow.started == 8 and m.stats.handler_dropped[("slow", "timeout")] == 8
+    assert worst < 0.005, worst
+    snap = m.stats.snapshot()["handler_dropped"]
+    assert snap == {"slow:in_flight_limit": 95, "slow:timeout": 8}
+
+
+async def test_aobserve_event_bounded_too():
+    m = ObservabilityManager(max_in_flight=2, handler_timeout_s=0.1)
+    slow = Slow(60)
+    m.register_handler(slow)
+    t0 = time.perf_counter()
+    await asyncio.gather(*(m.aobserve_event(i) for i in range(10)))
+    assert time.perf_counter() - t0 < 1.0
+    assert slow.most == 2
+    assert m.stats.handler_dropped[("slow", "in_flight_limit")] == 8
+    assert m.stats.handler_dropped[("slow", "timeout")] == 2
+
+
+def test_async_handler_outside_a_loop_bounded():
+    m = ObservabilityManager(max_in_flight=3, handler_timeout_s=0.2)
+    slow = Slow(60)
+    m.register_handler(slow)
+    for i in range(50):
+        m.observe_event(i)
+    assert m.stats.handler_dropped[("slow", "in_flight_limit")] == 47
+    deadline = time.monotonic() + 5
+    while m.stats.handler_dropped[("slow", "timeout")] < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert m.stats.handler_dropped[("slow", "timeout")] == 3 and slow.most == 3
+    assert m.in_flight(slow) == 0
+
+
+def test_configured_bounds_reach_the_manager(tmp_path):
+    from llmgine_otel import configure
+
+    tel = configure(set_global=False, console=False, output_dir=tmp_path,
+                    handler_max_in_flight=7, handler_timeout_s=1.5)
+    try:
+        assert tel.manager.max_in_flight == 7 and tel.manager.handler_timeout_s == 1.5
+    finally:
+        tel.shutdown(timeout_s=2)
