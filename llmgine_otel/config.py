@@ -95,6 +95,10 @@ ENV_VARS: dict[str, str] = {
     "LLMGINE_OTEL_FLUSH_ON_SIGNAL": "flush_on_signal",
     "LLMGINE_OTEL_HANDLER_MAX_IN_FLIGHT": "handler_max_in_flight",
     "LLMGINE_OTEL_HANDLER_TIMEOUT": "handler_timeout_s",
+    "LLMGINE_OTEL_BUFFER": "buffer",
+    "LLMGINE_OTEL_BUFFER_DIR": "buffer_dir",
+    "LLMGINE_OTEL_BUFFER_MAX_BYTES": "buffer_max_bytes",
+    "LLMGINE_OTEL_BUFFER_MAX_AGE": "buffer_max_age_s",
 }
 
 
@@ -152,6 +156,15 @@ class ObservabilityConfig:
     event is not given to that handler (counted)."""
     handler_timeout_s: float = 30.0
     """Async observability handlers: a call still running after this is cancelled (counted)."""
+    buffer: bool = True
+    """OTLP: batches that cannot be sent now (endpoint down or slow) wait in a disk buffer
+    and are resent oldest first, also by the next process (see :mod:`llmgine_otel.buffer`)."""
+    buffer_dir: Path | None = None
+    """Default ``<output_dir>/buffer/<service_name>``."""
+    buffer_max_bytes: int = 256 * 1024 * 1024
+    """Disk buffer bound; past it the oldest batches are deleted (counted)."""
+    buffer_max_age_s: float = 86_400.0
+    """Buffered batches older than this are deleted (counted)."""
     redact: RedactHook | None = None
     resource_attributes: Mapping[str, Any] = field(default_factory=dict)
 
@@ -185,6 +198,13 @@ class ObservabilityConfig:
             raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; allowed: {allowed}")
         values.update(overrides)
         return cls(**values)
+
+    def buffer_path(self) -> Path:
+        """Where the disk buffer lives (``buffer_dir``, or under ``output_dir`` per service)."""
+        if self.buffer_dir is not None:
+            return Path(self.buffer_dir)
+        service = "".join(c if c.isalnum() or c in "._-" else "_" for c in self.service_name)
+        return Path(self.output_dir) / "buffer" / service
 
     def with_changes(self, **changes: Any) -> ObservabilityConfig:
         """A copy with some fields replaced (validated again)."""
@@ -281,6 +301,10 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "flush_on_signal": _parse_bool,
     "handler_max_in_flight": _parse_int,
     "handler_timeout_s": _parse_float,
+    "buffer": _parse_bool,
+    "buffer_dir": lambda var, raw: Path(raw.strip()),
+    "buffer_max_bytes": _parse_int,
+    "buffer_max_age_s": _parse_float,
 }
 
 _FIELD_TO_ENV = {name: var for var, name in ENV_VARS.items()}
@@ -298,12 +322,12 @@ def _check(c: ObservabilityConfig) -> None:
         return ConfigError(f"{_label(name)}={value!r} is not valid; allowed: {allowed}")
 
     for name in ("enabled", "console", "emit_logs", "emit_metrics", "stream_chunk_logs",
-                 "flush_on_signal"):
+                 "flush_on_signal", "buffer"):
         if not isinstance(getattr(c, name), bool):
             raise bad(name, getattr(c, name), "true or false")
     for name, low in (("queue_size", 1), ("num_workers", 1), ("max_value_length", 64),
                       ("max_open_spans", 1), ("file_max_bytes", 1024), ("file_backups", 0),
-                      ("handler_max_in_flight", 1)):
+                      ("handler_max_in_flight", 1), ("buffer_max_bytes", 1024)):
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise bad(name, v, f"a whole number >= {low}")
@@ -313,7 +337,8 @@ def _check(c: ObservabilityConfig) -> None:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v <= 1.0:
             raise bad(name, v, "a number between 0.0 and 1.0")
-    for name in ("max_span_age_s", "shutdown_timeout_s", "file_max_age_s", "handler_timeout_s"):
+    for name in ("max_span_age_s", "shutdown_timeout_s", "file_max_age_s", "handler_timeout_s",
+                 "buffer_max_age_s"):
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
             raise bad(name, v, "a number of seconds > 0")

@@ -57,6 +57,11 @@ class SelfStats:
         self.exported: Counter[str] = Counter()  # signal -> items the exporter accepted
         self.dropped: Counter[tuple[str, str]] = Counter()  # (signal, reason) -> items
         self.queue_size: dict[str, Callable[[], int]] = {}
+        self.buffer: Counter[tuple[str, str]] = Counter()
+        """Disk buffer, (signal, event) -> items: spilled, resent, adopted (left by a process
+        that is gone), expired, dropped_disk_full."""
+        self.buffered: Counter[str] = Counter()  # signal -> items on disk now
+        self.buffer_state: dict[str, Callable[[], float]] = {}  # "bytes", "oldest_age_s"
 
     def drop(self, signal: str, reason: str, n: int = 1) -> None:
         with self.lock:
@@ -78,6 +83,8 @@ class SelfStats:
                 "exported": dict(self.exported),
                 "dropped": {f"{s}:{r}": n for (s, r), n in self.dropped.items()},
                 "queue_size": {s: f() for s, f in self.queue_size.items()},
+                "buffer": {f"{s}:{e}": n for (s, e), n in self.buffer.items()},
+                "buffered": dict(self.buffered),
             }
 
 
@@ -199,10 +206,29 @@ class SelfMetrics:
         for name, unit, description, source, labels in counters:
             meter.create_observable_counter(name, [_observe(source, labels)], unit=unit,
                                             description=description)
+        meter.create_observable_counter(
+            "llmgine.observability.buffer", [_observe(lambda: st.buffer, ("signal", "event"))],
+            unit="{item}", description="Disk buffer: items spilled, resent, adopted, expired "
+            "and dropped_disk_full.")
+        meter.create_observable_gauge(
+            "llmgine.observability.buffer.items",
+            [_observe(lambda: st.buffered, ("signal",))],
+            unit="{item}", description="Items in the disk buffer, waiting to be resent.")
+        for key, name, unit, text in (
+                ("bytes", "llmgine.observability.buffer.size", "By", "Disk buffer size."),
+                ("oldest_age_s", "llmgine.observability.buffer.age", "s",
+                 "Age of the oldest batch in the disk buffer.")):
+            meter.create_observable_gauge(name, [_observe(_state(st, key), ())], unit=unit,
+                                          description=text)
         meter.create_observable_gauge(
             "llmgine.observability.queue.size",
             [_observe(lambda: {s: f() for s, f in st.queue_size.items()}, ("signal",))],
             unit="{item}", description="Items waiting in the export queue.")
+
+
+def _state(stats: SelfStats, key: str) -> Callable[[], Mapping[Any, Any]]:
+    """One unlabelled value of ``stats.buffer_state`` (nothing while there is no buffer)."""
+    return lambda: {(): stats.buffer_state[key]()} if key in stats.buffer_state else {}
 
 
 def _observe(source: Callable[[], Mapping[Any, Any]], labels: tuple[str, ...]

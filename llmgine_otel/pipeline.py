@@ -64,6 +64,8 @@ class _Counting:
     def _export(self, batch: Sequence[Any], success: Any) -> bool:
         n = len(batch)
         self.in_flight = n
+        if hasattr(self.inner, "put"):
+            return self._hand_over(batch, n)
         ok = False
         try:
             ok = self.inner.export(batch) == success
@@ -79,6 +81,32 @@ class _Counting:
                 self.failures += 1
                 self.stats.dropped[(self.signal, "export_failed")] += n
         return ok
+
+    def _hand_over(self, batch: Sequence[Any], n: int) -> bool:
+        """Encode the batch for a :class:`~llmgine_otel.exporters.shipper.Shipper`, which
+        counts it once it knows where it went (exported, on disk, dropped)."""
+        try:
+            payload: bytes | None = self.inner.encode(batch)
+        except Exception as exc:  # noqa: BLE001 - an encoder bug must not kill the worker
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            payload = None
+        with self.stats.lock:
+            self.in_flight = 0
+            if self.abandoned:  # counted as shutdown_timeout already: never count twice
+                self.abandoned = False
+                return False
+            if payload is None:
+                self.failures += 1
+                self.stats.dropped[(self.signal, "export_failed")] += n
+                return False
+            self.inner.put(payload, n)
+        self.inner.relieve()
+        return True
+
+    def pending(self) -> int:
+        """Items handed over but still in memory (not yet sent, not yet on disk)."""
+        pending = getattr(self.inner, "pending_items", None)
+        return pending() if pending is not None else 0
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         try:
@@ -195,7 +223,7 @@ class _Managed:
 
     def undelivered(self) -> int:
         """Items still queued or in flight (meaningful after shutdown)."""
-        return len(self._queue) + self.counting.in_flight
+        return len(self._queue) + self.counting.in_flight + self.counting.pending()
 
     def bounded_shutdown(self, timeout_s: float) -> int:
         """Stop within ``timeout_s``; returns how many items could not be delivered."""
@@ -224,8 +252,14 @@ class _Managed:
             finally:
                 done.set()
 
+        deadline = time.monotonic() + timeout_s
         threading.Thread(target=run, daemon=True, name="llmgine-otel-flush").start()
-        return done.wait(timeout_s) and not self.queue_length()
+        if not done.wait(timeout_s) or self.queue_length():
+            return False
+        flush = getattr(self.counting.inner, "force_flush", None)
+        if hasattr(self.counting.inner, "put") and flush is not None:  # a shipper's outbox
+            return bool(flush(max(0.0, deadline - time.monotonic()) * 1000))
+        return True
 
 
 class ManagedSpanProcessor(_Managed, BatchSpanProcessor):

@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from llmgine_otel import signals
+from llmgine_otel.buffer import DiskBuffer, writable
 from llmgine_otel.config import ConfigError, ObservabilityConfig
 from llmgine_otel.manager import ObservabilityManager
 from llmgine_otel.metrics import (
@@ -63,14 +64,22 @@ class ShutdownReport:
 
     seconds: float
     completed: bool
-    """Everything was delivered and every worker stopped within the bound."""
+    """Nothing was lost (everything delivered, or kept in the disk buffer for the next
+    process) and every worker stopped within the bound."""
     undelivered: dict[str, int] = field(default_factory=dict)
+    """Items lost, by signal (every drop of this process, whatever its reason)."""
     open_spans_ended: int = 0
+    buffered: dict[str, int] = field(default_factory=dict)
+    """Items left in the disk buffer, resent by the next process that uses it."""
 
     def __str__(self) -> str:
         lost = ", ".join(f"{n} {s}" for s, n in self.undelivered.items() if n) or "nothing"
-        return (f"llmgine-otel shutdown in {self.seconds:.2f}s: "
+        text = (f"llmgine-otel shutdown in {self.seconds:.2f}s: "
                 f"{'complete' if self.completed else 'incomplete'}; undelivered: {lost}")
+        if any(self.buffered.values()):
+            kept = ", ".join(f"{n} {s}" for s, n in self.buffered.items() if n)
+            text += f"; in the disk buffer for the next start: {kept}"
+        return text
 
 
 class Telemetry:
@@ -197,9 +206,45 @@ class Telemetry:
                 max_backups=c.file_backups)
         return self._file_writer
 
+    def _disk_buffer(self) -> DiskBuffer | None:
+        """The disk buffer (one per Telemetry), or None: switched off, or no writable place."""
+        if not hasattr(self, "_buffer"):
+            self._buffer: DiskBuffer | None = None
+            path = self.config.buffer_path()
+            if self.config.buffer and writable(path):
+                self._buffer = DiskBuffer(path, max_bytes=self.config.buffer_max_bytes,
+                                          max_age_s=self.config.buffer_max_age_s,
+                                          stats=self.stats)
+            elif self.config.buffer:
+                _log.warning("llmgine-otel: %s is not writable: no disk buffer, so batches "
+                             "the endpoint cannot take now are retried for one export "
+                             "timeout, then dropped (counted). Set LLMGINE_OTEL_BUFFER_DIR "
+                             "to a writable folder.", path)
+        return self._buffer
+
+    def _shipper(self, signal: str) -> Any:
+        """OTLP through the disk buffer: a Shipper for ``signal``, or None (no buffer, or a
+        transport it cannot use yet: OTLP/HTTP, or an SDK without the internals it needs)."""
+        buffer = self._disk_buffer()
+        if buffer is None:
+            return None
+        protocol, endpoint = _otlp_target(signal, self.config.endpoint or "")
+        if protocol != "grpc":
+            return None
+        from llmgine_otel import otlp_proto
+        from llmgine_otel.exporters.otlp import grpc_transport
+        from llmgine_otel.exporters.shipper import Shipper
+
+        transport = grpc_transport(signal, endpoint)
+        if transport is None:
+            return None
+        encode = otlp_proto.encode_spans if signal == "trace" else otlp_proto.encode_logs
+        return Shipper("spans" if signal == "trace" else "logs", transport, encode, self.stats,
+                       buffer)
+
     def _span_exporter(self) -> Any:
         if self.config.endpoint:
-            return _otlp("trace", self.config.endpoint)
+            return self._shipper("trace") or _otlp("trace", self.config.endpoint)
         from llmgine_otel.exporters.file import JsonlFileSpanExporter
 
         file_exporter = JsonlFileSpanExporter(self._writer())
@@ -211,7 +256,7 @@ class Telemetry:
 
     def _log_exporter(self) -> Any:
         if self.config.endpoint:
-            return _otlp("logs", self.config.endpoint)
+            return self._shipper("logs") or _otlp("logs", self.config.endpoint)
         from llmgine_otel.exporters.file import JsonlFileLogExporter
 
         return FanoutLogExporter(JsonlFileLogExporter(self._writer()))
@@ -298,7 +343,9 @@ class Telemetry:
                     writer.close()
                 except Exception:  # noqa: BLE001
                     completed = False
-            report = ShutdownReport(time.monotonic() - t0, completed, undelivered, ended)
+            buffered = self._close_buffer()
+            report = ShutdownReport(time.monotonic() - t0, completed, undelivered, ended,
+                                    buffered)
             self._shutdown_report = report
             signals.forget(self)
             if not completed or any(undelivered.values()):
@@ -336,6 +383,16 @@ class Telemetry:
         writer = getattr(self, "_file_writer", None)
         if writer is not None:
             writer.close()
+        self._close_buffer()
+
+    def _close_buffer(self) -> dict[str, int]:
+        """Release the disk buffer; the items left on it (for the next process)."""
+        buffer = getattr(self, "_buffer", None)
+        if buffer is None:
+            return {}
+        buffer.close()
+        with self.stats.lock:
+            return {s: self.stats.buffered[s] for s in ("spans", "logs") if self.stats.buffered[s]}
 
     def _after_fork(self) -> None:
         """In a forked child: forget the parent's open spans and counts (the SDK clears
@@ -344,15 +401,22 @@ class Telemetry:
         fresh = SelfStats()
         fresh.queue_size = self.stats.queue_size
         for name in ("events_by_handler", "handler_errors", "handler_seconds", "outcomes",
-                     "produced", "exported", "dropped"):
+                     "produced", "exported", "dropped", "buffer", "buffered"):
             getattr(self.stats, name).clear()
         self.stats.lock = fresh.lock
 
 
-def _otlp(signal: str, endpoint: str) -> Any:
-    """The OTLP exporter for ``signal``, honouring the signal-specific endpoint variables."""
+def _otlp_target(signal: str, endpoint: str) -> tuple[str, str | None]:
+    """(protocol, signal-specific endpoint or None) from the OTLP environment variables."""
     protocol = (os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
                 or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc")
+    specific = os.environ.get(f"OTEL_EXPORTER_OTLP_{_ENV_SIGNAL[signal]}_ENDPOINT")
+    return protocol, specific or endpoint
+
+
+def _otlp(signal: str, endpoint: str) -> Any:
+    """The OTLP exporter for ``signal``, honouring the signal-specific endpoint variables."""
+    protocol, _ = _otlp_target(signal, endpoint)
     specific = os.environ.get(f"OTEL_EXPORTER_OTLP_{_ENV_SIGNAL[signal]}_ENDPOINT")
     if protocol == "grpc":
         if signal in ("trace", "logs"):

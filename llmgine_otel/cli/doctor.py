@@ -1,4 +1,5 @@
-"""``llmgine-otel doctor``: the effective configuration, and whether the endpoint answers.
+"""``llmgine-otel doctor``: the effective configuration, whether the endpoint answers, and
+what waits in the disk buffer (size and age).
 
 The check sends one empty OTLP export (a no-op for any OTLP receiver) and turns the gRPC
 outcome into a plain sentence saying what to fix.
@@ -10,10 +11,14 @@ import argparse
 import os
 import socket
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from llmgine_otel.buffer import describe, writable
 from llmgine_otel.config import ConfigError, ObservabilityConfig
+
+MiB = 1024 * 1024
 
 _FIXES = {
     "refused": "nothing listens on {hp}. Start a collector (`llmgine-otel collector run`) or "
@@ -119,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         ("max value length", cfg.max_value_length),
         ("open spans max / age s", f"{cfg.max_open_spans} / {cfg.max_span_age_s:g}"),
         ("shutdown bound s", cfg.shutdown_timeout_s),
+        ("flush on SIGTERM/SIGINT", cfg.flush_on_signal),
+        ("disk buffer", _buffer_setting(cfg)),
     ]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
@@ -128,7 +135,42 @@ def run(args: argparse.Namespace) -> int:
     else:
         ok, sentence = _dir_writable(cfg.output_dir)
     print(f"  check: {'OK' if ok else 'PROBLEM'}: {sentence}")
+    if cfg.endpoint and cfg.buffer:
+        print(f"  disk buffer now: {describe_buffer(cfg.buffer_path())}")
     return 0 if ok else 1
+
+
+def _buffer_setting(cfg: ObservabilityConfig) -> str:
+    if not cfg.endpoint:
+        return "not used (local files)"
+    if not cfg.buffer:
+        return "off (LLMGINE_OTEL_BUFFER=false)"
+    path = cfg.buffer_path()
+    where = f"{path.resolve()}" if writable(path) else f"{path.resolve()} (NOT writable: off)"
+    return (f"{where}, up to {cfg.buffer_max_bytes / MiB:g} MiB, "
+            f"{cfg.buffer_max_age_s / 3600:g} h")
+
+
+def describe_buffer(path: Path) -> str:
+    """Size and age of what waits in the disk buffer, in one sentence."""
+    d = describe(path)
+    if not d["files"]:
+        return "empty" + (f"; {d['live_processes']} process(es) using it"
+                          if d["live_processes"] else "")
+    age = time.time() - d["oldest_ns"] / 1e9
+    items = ", ".join(f"{n} {sig}" for sig, n in d["items"].items() if n)
+    return (f"{d['bytes'] / MiB:.1f} MiB in {d['files']} batches ({items}), oldest "
+            f"{_age(age)} old; {d['live_processes']} process(es) using it (the files of a "
+            "process that is gone are resent by the next one to start)")
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -21,7 +21,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from llmgine_otel import otlp_proto
 
-__all__ = ["FastOTLPLogExporter", "FastOTLPSpanExporter", "otlp_exporter"]
+__all__ = ["FastOTLPLogExporter", "FastOTLPSpanExporter", "GrpcTransport", "grpc_transport",
+           "otlp_exporter"]
 
 _TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
@@ -94,3 +95,87 @@ def otlp_exporter(signal: str, endpoint: str | None) -> Any:
     if signal == "trace":
         return (FastOTLPSpanExporter if _supported() else OTLPSpanExporter)(endpoint=endpoint)
     return (FastOTLPLogExporter if _supported() else OTLPLogExporter)(endpoint=endpoint)
+
+
+class GrpcTransport:
+    """One OTLP/gRPC call per attempt, on a fast exporter's channel (its endpoint, TLS,
+    headers, compression and timeout), with the outcome classified for
+    :class:`~llmgine_otel.exporters.shipper.Shipper`, which does the retrying (through the
+    disk buffer) instead of the SDK's in-call retry loop. Uses the same SDK internals as the
+    fast exporters (``_client``, ``_headers``, ``_timeout``, ``_retryable_error_codes``,
+    ``_channel``, ``_initialize_channel_and_stub``), checked by :func:`grpc_transport`."""
+
+    def __init__(self, exporter: Any) -> None:
+        import threading
+
+        self._exporter = exporter
+        self.timeout_s = float(exporter._timeout)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def send(self, payload: bytes, timeout_s: float) -> tuple[Any, float | None, str]:
+        import grpc
+
+        from llmgine_otel.exporters.shipper import SendResult
+
+        ex = self._exporter
+        client = ex._client
+        if client is None or self._closed:
+            return SendResult.RETRY, None, "closed"
+        try:
+            client.Export(request=payload, metadata=ex._headers, timeout=timeout_s)
+            return SendResult.OK, None, ""
+        except grpc.RpcError as err:
+            code = err.code()  # type: ignore[attr-defined]
+            detail = f"{getattr(code, 'name', code)}: {err.details()}"  # type: ignore[attr-defined]
+            if code in ex._retryable_error_codes:
+                return SendResult.RETRY, _retry_delay(err), detail
+            return SendResult.REJECTED, None, detail
+        except ValueError as exc:  # the channel was closed under the call (shutdown)
+            return SendResult.RETRY, None, str(exc)
+
+    def reset(self) -> None:
+        """A new channel, so the next attempt connects at once (a failed channel backs off
+        its reconnects for up to two minutes)."""
+        with self._lock:
+            if self._closed:
+                return
+            ex = self._exporter
+            try:
+                if ex._channel is not None:
+                    ex._channel.close()
+            finally:
+                ex._initialize_channel_and_stub()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._exporter.shutdown()
+
+
+def _retry_delay(err: Any) -> float | None:
+    """The delay a server asked for (RetryInfo in the trailers), if any."""
+    try:
+        trailers = dict(err.trailing_metadata() or ())
+        raw = trailers.get("google.rpc.retryinfo-bin")
+        if raw is None:
+            return None
+        from google.rpc.error_details_pb2 import RetryInfo
+
+        info = RetryInfo()
+        info.ParseFromString(raw)
+        return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+    except Exception:  # noqa: BLE001 - a malformed hint: use our own backoff
+        return None
+
+
+def grpc_transport(signal: str, endpoint: str | None) -> GrpcTransport | None:
+    """The transport for ``signal`` (``trace`` or ``logs``), None when the SDK's internals
+    it needs are not there (then the SDK's own exporter is used, without the buffer)."""
+    if not _supported():
+        return None
+    exporter = otlp_exporter(signal, endpoint)
+    if not all(hasattr(exporter, n) for n in ("_client", "_headers", "_timeout", "_channel",
+                                              "_retryable_error_codes")):
+        return None
+    return GrpcTransport(exporter)

@@ -30,7 +30,10 @@ def rss() -> int:
 
 def main() -> None:
     endpoint, out, n_events = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    tel = configure(set_global=False, endpoint=endpoint, console=False, output_dir=out)
+    # The in-memory queues are what this probe bounds: the disk buffer (which keeps them
+    # nearly empty during an outage) is off here; the outage tests measure RSS with it on.
+    tel = configure(set_global=False, endpoint=endpoint, console=False, output_dir=out,
+                    buffer=False)
     obs = tel.manager.observe_event
     # The price table loads on a background thread from configure(): let it finish, then one
     # more session (priced this time), so rss0 holds everything but the queued telemetry.

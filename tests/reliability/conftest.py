@@ -97,15 +97,20 @@ def telemetry(endpoint: str, tmp_path: Path, **overrides: Any) -> Iterator[Telem
 
 
 def accounting(tel: Telemetry) -> dict[str, Any]:
-    """produced / exported / dropped-by-reason per signal, from telemetry.stats."""
+    """produced / exported / dropped-by-reason / on disk now (buffered) / disk buffer events
+    (spilled, resent, adopted, expired, dropped_disk_full) per signal, from telemetry.stats."""
     snap = tel.stats.snapshot()
     out: dict[str, Any] = {}
     for sig in ("spans", "logs"):
         dropped = {k.split(":", 1)[1]: v for k, v in snap["dropped"].items()
                    if k.startswith(sig + ":")}
+        buffer = {k.split(":", 1)[1]: v for k, v in snap["buffer"].items()
+                  if k.startswith(sig + ":")}
         out[sig] = {"produced": snap["produced"].get(sig, 0),
                     "exported": snap["exported"].get(sig, 0),
                     "dropped": dropped,
-                    "dropped_total": sum(dropped.values())}
+                    "dropped_total": sum(dropped.values()),
+                    "buffered": snap["buffered"].get(sig, 0),
+                    "buffer": buffer}
     out["outcomes"] = snap["outcomes"]
     return out

@@ -131,3 +131,28 @@ def test_doctor_embedded_default_checks_folder(
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "embedded default" in out and "writable" in out
+
+
+def test_doctor_shows_the_disk_buffer_size_and_age(
+        live: int, tmp_path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    from llmgine_otel.buffer import DiskBuffer
+    from llmgine_otel.metrics import SelfStats
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{live}")
+    monkeypatch.setenv("LLMGINE_OTEL_BUFFER_DIR", str(tmp_path / "buf"))
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'buf'}, up to 256 MiB, 24 h" in out and "disk buffer now: empty" in out
+    buf = DiskBuffer(tmp_path / "buf", max_bytes=1 << 20, max_age_s=3600, stats=SelfStats())
+    buf.write("spans", b"s" * 300_000, 256, time.time_ns() - 300 * 10**9)
+    buf.write("logs", b"l" * 224_288, 100, time.time_ns())
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "0.5 MiB in 2 batches (256 spans, 100 logs), oldest 5 min old" in out, out
+    assert "1 process(es) using it" in out
+    monkeypatch.setenv("LLMGINE_OTEL_BUFFER", "false")
+    assert main(["doctor"]) == 0
+    assert "off (LLMGINE_OTEL_BUFFER=false)" in capsys.readouterr().out

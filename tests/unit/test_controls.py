@@ -260,9 +260,9 @@ def test_otlp_gzip_compression_is_configured_the_standard_way(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
     tel = Telemetry(ObservabilityConfig(endpoint="http://127.0.0.1:9", emit_metrics=False))
     try:
-        inner = tel.span_processors[0].counting.inner
-        assert inner._compression == Compression.Gzip
-        assert tel.log_processors[0].counting.inner._compression == Compression.Gzip
+        for p in (tel.span_processors[0], tel.log_processors[0]):
+            shipper = p.counting.inner  # the disk buffer's sender; its gRPC exporter:
+            assert shipper.transport._exporter._compression == Compression.Gzip
     finally:
         tel.shutdown(timeout_s=1)
 

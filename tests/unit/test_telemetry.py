@@ -73,11 +73,22 @@ def _connections_to(port: int) -> list:
             if c.raddr and c.raddr.port == port]
 
 
-def test_shutdown_against_refused_endpoint_is_bounded_and_reports(monkeypatch):
+def _identity(tel) -> None:
+    """produced == exported + on disk + dropped, per signal, exactly."""
+    snap = tel.stats.snapshot()
+    for sig in ("spans", "logs"):
+        dropped = sum(n for k, n in snap["dropped"].items() if k.startswith(sig + ":"))
+        assert snap["produced"][sig] == (snap["exported"].get(sig, 0) + dropped
+                                         + snap["buffered"].get(sig, 0)), snap
+
+
+@pytest.mark.parametrize("buffer", [False, True])
+def test_shutdown_against_refused_endpoint_is_bounded_and_reports(buffer, tmp_path):
     port = _free_port()  # nothing listens: connections are refused
     before = set(threading.enumerate())
     tel = configure(endpoint=f"http://127.0.0.1:{port}", shutdown_timeout_s=2,
-                    set_global=False, console=False)
+                    set_global=False, console=False, buffer=buffer,
+                    buffer_dir=tmp_path / "buffer")
     _feed(tel)
     t0 = time.monotonic()
     report = tel.shutdown()
@@ -85,37 +96,44 @@ def test_shutdown_against_refused_endpoint_is_bounded_and_reports(monkeypatch):
     assert elapsed < 2.5, report
     assert report.seconds <= elapsed
     assert report.open_spans_ended == 1  # the session never ended
-    assert report.undelivered["spans"] == 21 and report.undelivered["logs"] == 41, report
-    assert not report.completed
-    assert "21 spans" in str(report) and "41 logs" in str(report)
     assert tel.shutdown() is report  # idempotent
-    snap = tel.stats.snapshot()
-    for sig in ("spans", "logs"):
-        dropped = sum(n for k, n in snap["dropped"].items() if k.startswith(sig + ":"))
-        assert snap["produced"][sig] == snap["exported"].get(sig, 0) + dropped
+    if buffer:  # kept on disk for the next process: nothing lost
+        assert report.completed, report
+        assert report.undelivered == {"spans": 0, "logs": 0}, report
+        assert report.buffered == {"spans": 21, "logs": 41}, report
+        assert "in the disk buffer for the next start: 21 spans, 41 logs" in str(report)
+        assert len(list((tmp_path / "buffer").glob("*/*.otlp"))) >= 2
+    else:
+        assert report.undelivered["spans"] == 21 and report.undelivered["logs"] == 41, report
+        assert not report.completed
+        assert "21 spans" in str(report) and "41 logs" in str(report)
+    _identity(tel)
     assert _wait_threads_gone(before) == []
     assert _connections_to(port) == []
 
 
-def test_shutdown_against_blackhole_is_bounded():
+@pytest.mark.parametrize("buffer", [False, True])
+def test_shutdown_against_blackhole_is_bounded(buffer, tmp_path):
     before = set(threading.enumerate())
     with blackhole() as port:
         before.update(t for t in threading.enumerate() if t.name == "test-blackhole")
         tel = configure(endpoint=f"http://127.0.0.1:{port}", shutdown_timeout_s=2,
-                        set_global=False, console=False)
+                        set_global=False, console=False, buffer=buffer,
+                        buffer_dir=tmp_path / "buffer")
         _feed(tel)
         time.sleep(0.3)
         t0 = time.monotonic()
         report = tel.shutdown()
         assert time.monotonic() - t0 < 2.5, report
-        assert not report.completed
-        assert report.undelivered["spans"] == 21 and report.undelivered["logs"] == 41, report
+        if buffer:  # the call in flight never answers: its batch is kept on disk too
+            assert report.completed, report
+            assert report.buffered == {"spans": 21, "logs": 41}, report
+        else:
+            assert not report.completed
+            assert report.undelivered["spans"] == 21 and report.undelivered["logs"] == 41
     assert _wait_threads_gone(before) == []
     assert _connections_to(port) == []
-    snap = tel.stats.snapshot()
-    for sig in ("spans", "logs"):  # the abandoned batch is not counted twice
-        dropped = sum(n for k, n in snap["dropped"].items() if k.startswith(sig + ":"))
-        assert snap["produced"][sig] == snap["exported"].get(sig, 0) + dropped, snap
+    _identity(tel)  # the abandoned batch is not counted twice
 
 
 def test_tiny_queue_and_many_workers_configure(pipeline):
