@@ -15,8 +15,9 @@ pytest.importorskip("llmgine.bus.bus")
 from llmgine.bus.session import SessionEndEvent, SessionStartEvent
 
 from llmgine_otel.manager import AsyncObservabilityHandler, ObservabilityManager
+from reliability.conftest import record_figures
 
-pytestmark = pytest.mark.llmgine
+pytestmark = [pytest.mark.llmgine, pytest.mark.timeout(120)]
 
 EVENTS, BOUND, TIMEOUT = 2_000, 50, 0.3
 
@@ -72,6 +73,9 @@ async def test_slow_async_handler_on_the_real_bus() -> None:
     assert sink.started > BOUND  # slots came back after each timeout
     assert manager.in_flight(sink) == 0 and sink.running == 0
     assert worst < 0.05, worst  # publish never waited for the handler
-    print(f"\n[handlers] {EVENTS} events in {published_in:.2f}s: started {sink.started}, "
-          f"most at once {sink.most}, dropped {dict(dropped)}, worst publish "
-          f"{worst * 1e3:.2f} ms")
+    record_figures("slow_async_handler", events=EVENTS, bound=BOUND, timeout_s=TIMEOUT,
+                   published_in_s=round(published_in, 2), started=sink.started,
+                   most_at_once=sink.most, most_tasks=most_tasks,
+                   in_flight_limit=dropped[("slow_sink", "in_flight_limit")],
+                   timeouts=dropped[("slow_sink", "timeout")],
+                   worst_publish_ms=round(worst * 1e3, 2))
