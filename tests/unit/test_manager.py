@@ -208,7 +208,7 @@ async def test_async_handler_in_flight_bound_and_timeout_counted():
         m.observe_event(i)
     await m.drain()
     assert slow.started == 8 and m.stats.handler_dropped[("slow", "timeout")] == 8
-    assert worst < 0.005, worst
+    assert worst < 0.1, worst  # far below the 0.2 s timeout: no call waited for a handler
     snap = m.stats.snapshot()["handler_dropped"]
     assert snap == {"slow:in_flight_limit": 95, "slow:timeout": 8}
 
