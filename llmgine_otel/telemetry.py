@@ -210,7 +210,7 @@ class Telemetry:
         """The disk buffer (one per Telemetry), or None: switched off, or no writable place."""
         if not hasattr(self, "_buffer"):
             self._buffer: DiskBuffer | None = None
-            path = self.config.buffer_path()
+            path = self.config.buffer_path().absolute()  # the app may chdir later
             if self.config.buffer and writable(path):
                 self._buffer = DiskBuffer(path, max_bytes=self.config.buffer_max_bytes,
                                           max_age_s=self.config.buffer_max_age_s,

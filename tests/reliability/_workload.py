@@ -106,6 +106,9 @@ class Collected:
     """Log identity (the event_id in the body, else a digest of the record) -> copies."""
     log_sessions: Counter[str] = field(default_factory=Counter)
     lines: int = 0
+    dup_span_end_ns: list[int] = field(default_factory=list)
+    """End times of the span rows seen a second time (when were the duplicates made)."""
+    dup_log_time_ns: list[int] = field(default_factory=list)
 
     @property
     def log_rows(self) -> int:
@@ -176,13 +179,18 @@ def read_collected(path: Path, keep_spans: bool = True) -> Collected:
             for ss in rs.get("scopeSpans", ()):
                 for sp in ss.get("spans", ()):
                     out.span_rows += 1
-                    out.spans[sp.get("spanId", "").lower()] = sp if keep_spans else _NO_SPAN
+                    sid = sp.get("spanId", "").lower()
+                    if sid in out.spans:
+                        out.dup_span_end_ns.append(int(sp.get("endTimeUnixNano", 0)))
+                    out.spans[sid] = sp if keep_spans else _NO_SPAN
         for rl in obj.get("resourceLogs", ()):
             for sl in rl.get("scopeLogs", ()):
                 for lr in sl.get("logRecords", ()):
                     ident = _body_event_id(lr.get("body"))
                     if ident is None:
                         ident = json.dumps(lr, sort_keys=True)
+                    if out.logs[ident]:
+                        out.dup_log_time_ns.append(int(lr.get("timeUnixNano", 0)))
                     out.logs[ident] += 1
                     sid = _attrs(lr.get("attributes")).get("llmgine.session.id")
                     if sid:

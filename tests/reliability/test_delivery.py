@@ -243,7 +243,7 @@ def outage(request: pytest.FixtureRequest) -> dict[str, Any]:
             try:
                 time.sleep(before)
                 col.kill()
-                killed_at = time.monotonic()
+                killed_at, killed_wall = time.monotonic(), time.time()
                 while time.monotonic() - killed_at < outage_s:
                     time.sleep(0.5)
                     rss_peak = max(rss_peak, proc.memory_info().rss)
@@ -323,6 +323,7 @@ def outage(request: pytest.FixtureRequest) -> dict[str, Any]:
         spans_balance=_balance(acct, "spans"), logs_balance=_balance(acct, "logs"),
         spans_in_file=len(got.spans), span_rows_in_file=got.span_rows,
         logs_in_file=len(got.logs), log_rows_in_file=got.log_rows,
+        duplicates_made_before_the_kill_s=_dup_ages(got, killed_wall),
         handler_errors=tel.stats.snapshot()["handler_errors"], settings=dict(SDK_ENV))
     record_figures(f"collector_outage_{int(outage_s)}s", **fig)
     return {"fig": fig, "pub": pub, "acct": acct, "lat": lat, "net": net}
@@ -344,14 +345,35 @@ def test_outage_never_raises_and_accounts_exactly(outage: dict[str, Any]) -> Non
         assert a["exported"] == a["produced"], a
 
 
+def _dup_ages(got: Any, killed_wall: float) -> dict[str, list[float]]:
+    """For duplicated spans / log records: how long before the Collector's SIGKILL each was
+    made (min and max, seconds)."""
+    out = {}
+    for sig, times in (("spans", got.dup_span_end_ns), ("logs", got.dup_log_time_ns)):
+        ages = [killed_wall - t / 1e9 for t in times]
+        out[sig] = [round(min(ages), 2), round(max(ages), 2), len(ages)] if ages else []
+    return out
+
+
 @pytest.mark.slow
 def test_outage_loses_nothing(outage: dict[str, Any]) -> None:
-    """Every span and log record produced is in the Collector's file, exactly once."""
+    """Every span and log record produced is in the Collector's file, and once, except what
+    the Collector wrote but could not acknowledge when it was SIGKILLed."""
     fig, acct = outage["fig"], outage["acct"]
-    assert fig["spans_in_file"] == acct["spans"]["produced"], fig
-    assert fig["span_rows_in_file"] == acct["spans"]["produced"], fig  # none twice
+    assert fig["spans_in_file"] == acct["spans"]["produced"], fig  # nothing lost
     assert fig["logs_in_file"] == acct["logs"]["produced"], fig
-    assert fig["log_rows_in_file"] == acct["logs"]["produced"], fig  # none twice
+    # Once: every batch acknowledged is deleted, never resent. The one exception is
+    # inherent to OTLP (a request has no idempotency key): a request the Collector had
+    # written when SIGKILL hit it, before its answer left, fails for the client and is
+    # resent. That can only be the batch in flight per export pipeline at the kill (<= 256
+    # items here), made within moments of it.
+    for sig, rows, unique in (("spans", "span_rows_in_file", "spans_in_file"),
+                              ("logs", "log_rows_in_file", "logs_in_file")):
+        dups = fig[rows] - fig[unique]
+        assert dups <= 256, fig
+        if dups:
+            newest, oldest, _ = fig["duplicates_made_before_the_kill_s"][sig]
+            assert newest > -1.0 and oldest < 5.0, fig["duplicates_made_before_the_kill_s"]
 
 
 @pytest.mark.slow

@@ -269,3 +269,29 @@ def test_shutdown_keeps_the_call_in_flight(tmp_path: Path, answer: SendResult) -
     else:
         assert stats.buffered["spans"] == 8 and len(_files(tmp_path / "buf")) == 2
     _identity(stats, 8)
+
+
+def test_buffer_self_metrics(tmp_path: Path) -> None:
+    import socket
+
+    from otel_kit import session_end, session_start
+
+    from llmgine_otel import configure
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: connections are refused
+    tel = configure(endpoint=f"http://127.0.0.1:{port}", set_global=False, console=False,
+                    buffer_dir=tmp_path / "buf", shutdown_timeout_s=1)
+    try:
+        tel.observe_event(session_start("s1", 0))
+        tel.observe_event(session_end("s1", 1))
+        assert tel.force_flush(5)
+        assert _until(lambda: tel.stats.buffered["spans"] == 1)
+        text = tel.prometheus_text()
+        assert 'llmgine_observability_buffer_total{event="spilled",signal="spans"} 1' in text
+        assert 'llmgine_observability_buffer_items{signal="spans"} 1' in text
+        assert "llmgine_observability_buffer_size " in text
+        assert "llmgine_observability_buffer_age " in text
+    finally:
+        tel.shutdown()
