@@ -48,6 +48,14 @@ def main() -> None:
     for i in range(n):
         for ev in session_events(f"sig-{i:05d}"):
             tel.manager.observe_event(ev)
+    # The price table loads on a daemon thread for ~1 s after configure(). An import on any
+    # thread after an unhandled KeyboardInterrupt makes CPython forget it was unhandled
+    # (README "Stop signals"), so the SIGINT case waits for it to pin what is ours.
+    from llmgine_otel import cost
+
+    warm = getattr(cost, "_warm", None)
+    if warm is not None:
+        warm.wait(60)
     print("ready " + json.dumps({
         "produced": dict(tel.stats.produced),
         "handler": getattr(ours, "__qualname__", repr(ours)),
