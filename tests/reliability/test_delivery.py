@@ -408,11 +408,13 @@ def test_outage_memory_within_the_bounded_queue_figure(outage: dict[str, Any]) -
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=False, reason=(
     "CPython 3.12's stop-the-world cyclic GC runs a full collection in whichever thread "
     "allocates, usually the publisher, and one full collection of this llmgine process with "
-    "nothing queued already costs ~90 ms on this machine (figure full_gc_nothing_queued_ms); "
-    "queued items add to it. No in-process design keeps every call under 10 ms here; "
+    "nothing queued already costs ~90 ms on this machine (~290 ms in the full CI process; "
+    "figure full_gc_nothing_queued_ms). With the disk buffer nothing piles up in memory "
+    "during an outage, so a full collection is rare: the 30 s outage often has none and "
+    "passes, the 120 s one has had one in every run. Not strict for that reason; "
     "RELIABILITY.md has the measurements."))
 def test_outage_no_publish_call_over_10ms(outage: dict[str, Any]) -> None:
     assert outage["lat"][-1] < 0.010, outage["fig"]
