@@ -27,6 +27,8 @@ class Attr:
     name: str
     path: str
     type: str = "str"  # str | int | float | bool | str[]
+    unset: tuple[str, ...] = ()
+    """Values that mean "not set" (llmgine's ``BUS`` session is no session)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,9 @@ class Rule:
     action: str
     family: str = ""
     key: str = ""
+    scope: str = ""
+    """The key is unique only within this field's value (tool call ids come from the model
+    and may repeat across sessions)."""
     name: str = ""
     kind: str = "INTERNAL"
     parents: tuple[tuple[str, str], ...] = ()
@@ -91,12 +96,14 @@ class Rule:
     note: str = ""
 
 
-_SESSION_ID = Attr("gen_ai.conversation.id", "session_id")
+_NO_SESSION = ("BUS", "None")
+_SESSION_ID = Attr("gen_ai.conversation.id", "session_id", unset=_NO_SESSION)
+_LLMGINE_SESSION = Attr("llmgine.session.id", "session_id", unset=_NO_SESSION)
 
 MAPPING: tuple[Rule, ...] = (
     Rule(
         "SessionStartEvent", "start", "session", key="session_id", name="session",
-        attributes=(Attr("llmgine.session.id", "session_id"), _SESSION_ID),
+        attributes=(_LLMGINE_SESSION, _SESSION_ID),
         note="New trace (root span), or a child of a `traceparent` found in `metadata`.",
     ),
     Rule(
@@ -111,7 +118,7 @@ MAPPING: tuple[Rule, ...] = (
         attributes=(
             Attr("llmgine.command.id", "command.command_id"),
             Attr("llmgine.command.type", "command:type"),
-            Attr("llmgine.session.id", "session_id"),
+            _LLMGINE_SESSION,
             _SESSION_ID,
         ),
         payload=("command",),
@@ -146,7 +153,35 @@ MAPPING: tuple[Rule, ...] = (
         note="`exception` span event on the command's span (or the session's); ERROR log.",
     ),
     Rule(
+        "ToolExecutionStartedEvent", "start", "tool", key="tool_call_id", scope="session_id",
+        name="execute_tool {tool_name}",
+        parent_families=("agent", "command", "session"),
+        attributes=(
+            Attr("gen_ai.operation.name", "=execute_tool"),
+            Attr("gen_ai.tool.name", "tool_name"),
+            Attr("gen_ai.tool.call.id", "tool_call_id"),
+            Attr("gen_ai.tool.type", "tool_type"),
+            Attr("gen_ai.tool.description", "tool_description"),
+            _LLMGINE_SESSION,
+        ),
+        content=(Content("gen_ai.tool.call.arguments", "arguments"),),
+        payload=("arguments",),
+        note="Published by the ToolManager instrumentation as a tool starts; parent: the "
+             "span current at the call (`traceparent` in `metadata`), else the innermost open "
+             "agent/command/session.",
+    ),
+    Rule(
+        "ToolExecutionFinishedEvent", "end", "tool", key="tool_call_id", scope="session_id",
+        content=(Content("gen_ai.tool.call.result", "result"),),
+        status=Status(error="error", error_type="error_type"),
+        metrics=("gen_ai.execute_tool.duration",),
+        payload=("result",),
+        note="Ends the tool span; ERROR when the tool raised, timed out, got invalid "
+             "arguments or returned the tool manager's error string.",
+    ),
+    Rule(
         "ToolExecuteResultEvent", "instant", "tool", key="tool_call_id|event_id",
+        scope="session_id",
         name="execute_tool {tool_name|tool_info.name|tool_info.function.name}",
         parent_families=("agent", "command", "session"),
         attributes=(
@@ -156,7 +191,7 @@ MAPPING: tuple[Rule, ...] = (
             Attr("gen_ai.tool.type", "tool_info.type|=function"),
             Attr("gen_ai.tool.description",
                  "tool_info.description|tool_info.function.description"),
-            Attr("llmgine.session.id", "session_id"),
+            _LLMGINE_SESSION,
         ),
         content=(Content("gen_ai.tool.call.arguments", "tool_args"),
                  Content("gen_ai.tool.call.result", "tool_result")),
@@ -164,7 +199,9 @@ MAPPING: tuple[Rule, ...] = (
                       error_type="tool_result"),
         metrics=("gen_ai.execute_tool.duration",),
         payload=("tool_args", "tool_result"),
-        note="Starts at `metadata['llmgine.start_time']` when given, else at the event.",
+        note="Starts at `metadata['llmgine.start_time']` when given, else at the event. "
+             "No span when the same call's tool span is open or ended (the ToolManager "
+             "instrumentation made it): log record only, counted `duplicate_end`.",
     ),
     Rule(
         "LLMCallStartedEvent", "start", "llm", key="call_id", name="{operation} {model}",
@@ -215,6 +252,8 @@ MAPPING: tuple[Rule, ...] = (
             Attr("gen_ai.usage.reasoning.output_tokens", "reasoning_output_tokens", "int"),
             Attr("gen_ai.response.time_to_first_chunk", "time_to_first_chunk", "float"),
             Attr("llmgine.stream.chunk_count", "chunk_count", "int"),
+            Attr("server.address", "server_address"),
+            Attr("server.port", "server_port", "int"),
         ),
         content=(Content("gen_ai.output.messages", "output_messages", "messages"),),
         status=Status(error="error", error_type="error_type"),
@@ -275,6 +314,7 @@ def _code(text: str) -> str:
 
 def _attr_cell(rule: Rule) -> str:
     parts = [f"`{a.name}` ← `{a.path}`" + ("" if a.type == "str" else f" ({a.type})")
+             + (f" (unset when {'/'.join(a.unset)})" if a.unset else "")
              for a in rule.attributes]
     parts += [f"`{d}` (derived)" for d in rule.derived]
     return "<br>".join(parts)
@@ -316,6 +356,8 @@ def render_markdown() -> str:
     ]
     for r in (*MAPPING, DEFAULT_RULE):
         fam = f"{r.family} by `{r.key}`" if r.family else ""
+        if r.scope:
+            fam += f" within `{r.scope}`"
         lines.append(_row(
             f"`{r.event}`", r.action, fam, _code(r.name),
             r.kind if r.action in ("start", "instant") else "", _parent_cell(r),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.context import Context
@@ -27,7 +27,8 @@ class OpenSpan:
     context (built once, reused for every child and log record)."""
 
     __slots__ = ("_ctx", "chunk_first_ns", "chunk_gap_max_ns", "chunk_last_ns", "chunks",
-                 "family", "key", "mono", "sampled", "sc", "session", "span", "start_ns")
+                 "family", "inherit", "key", "mono", "sampled", "sc", "session", "span",
+                 "start_ns")
 
     def __init__(self, key: Key, span: Any, session: str | None, start_ns: int) -> None:
         self.key = key
@@ -43,6 +44,8 @@ class OpenSpan:
         self.chunk_first_ns = 0
         self.chunk_last_ns = 0
         self.chunk_gap_max_ns = 0
+        self.inherit: Mapping[str, Any] | None = None
+        """Attributes this span's children carry too (``span_attributes``)."""
 
     @property
     def ctx(self) -> Context:

@@ -31,6 +31,7 @@ from opentelemetry.trace import (
 
 from llmgine_otel.config import CaptureMode, ObservabilityConfig
 from llmgine_otel.content import Sanitizer, safe_str, scrub_secrets, to_semconv_messages, valid_utf8
+from llmgine_otel.events import OtelEvent
 from llmgine_otel.fields import (
     compile_name,
     compile_path,
@@ -41,6 +42,7 @@ from llmgine_otel.fields import (
 )
 from llmgine_otel.mapping import DEFAULT_RULE, MAPPING, Rule
 from llmgine_otel.metrics import SelfStats, SpanMetrics, SpanMetricsProcessor
+from llmgine_otel.span_attributes import current_span_attributes
 from llmgine_otel.span_factory import DirectSpan, span_factory
 from llmgine_otel.spans import OpenSpan, SpanTable
 
@@ -58,19 +60,21 @@ class _Plan:
 
     __slots__ = ("action", "attrs", "body_fields", "content", "content_keys", "error_get",
                  "error_type_get", "exc_get", "family", "key_get", "kind", "log_rate", "logs",
-                 "message_get", "name_get", "parent_families", "parents",
-                 "payload_nested", "payload_top", "rule", "spans", "success_get")
+                 "message_get", "name_get", "own", "parent_families", "parents",
+                 "payload_nested", "payload_top", "rule", "scope_get", "spans", "success_get")
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
         self.action = rule.action
         self.family = rule.family
         self.key_get = compile_path(rule.key) if rule.key else None
+        self.scope_get = compile_path(rule.scope) if rule.scope else None
         self.name_get = compile_name(rule.name) if rule.name else None
         self.kind = _KINDS[rule.kind]
         self.parents = tuple((fam, compile_path(p)) for fam, p in rule.parents)
         self.parent_families = rule.parent_families
-        self.attrs = tuple((a.name, compile_path(a.path), a.type) for a in rule.attributes)
+        self.attrs = tuple((a.name, _unless(compile_path(a.path), a.unset), a.type)
+                           for a in rule.attributes)
         self.content = tuple((c.name, compile_path(c.path), c.shape) for c in rule.content)
         # The redaction hook sees the same key (the attribute name) on spans and log bodies.
         self.content_keys = {c.path: c.name for c in rule.content}
@@ -86,6 +90,9 @@ class _Plan:
         self.logs = True
         self.log_rate = 1.0
         self.body_fields: tuple[str, ...] | None = None
+        self.own = False
+        """This package's own event class: may have been translated already (see
+        ``translate_now``)."""
 
 
 class OTelHandler:
@@ -141,6 +148,8 @@ class OTelHandler:
             plan = self._plan_for(type(event))
         if plan is None:  # filtered out: costs one dict look-up
             return
+        if plan.own and getattr(event, _TRANSLATED, None) is self:
+            return  # translated synchronously by its publisher (translate_now)
         try:
             _ACTIONS[plan.action](self, plan, event)
             if self._san.repairs:  # the sanitizer's count -> the documented outcome
@@ -152,6 +161,19 @@ class OTelHandler:
                 _log.warning("llmgine_otel could not translate a %s event (counted as "
                              "'rejected'; further failures are counted silently)",
                              type(event).__name__, exc_info=True)
+
+    def translate_now(self, event: Any) -> OpenSpan | None:
+        """Translate one of this package's own events at once, for a publisher that needs
+        its span before the bus delivers it (to make it current); the bus's later delivery
+        to this handler is then skipped. Returns the event's open span, if any."""
+        self.handle(event)
+        try:
+            object.__setattr__(event, _TRANSLATED, self)
+        except (AttributeError, TypeError):
+            return None  # a __slots__ event: the bus delivers it again (counted duplicate)
+        plan = self._plans.get(type(event))
+        key = self._key(plan, event) if plan is not None and plan.action == "start" else None
+        return self.table.get(key) if key is not None else None
 
     async def ahandle(self, event: Any) -> None:
         """Async form: the work is in-memory, so this just calls :meth:`handle`."""
@@ -173,6 +195,7 @@ class OTelHandler:
             plan.log_rate = next((rates[n] for n in names if n in rates), 1.0)
             if dataclasses.is_dataclass(cls):
                 plan.body_fields = tuple(f.name for f in dataclasses.fields(cls))
+            plan.own = issubclass(cls, OtelEvent)
         self._plans[cls] = plan
         return plan
 
@@ -197,7 +220,11 @@ class OTelHandler:
         raw = plan.key_get(event) if plan.key_get else None
         if raw is None or raw == "":
             return None
-        return (plan.family, raw if isinstance(raw, str) else safe_str(raw))
+        key = raw if isinstance(raw, str) else safe_str(raw)
+        if plan.scope_get is not None:
+            scope = plan.scope_get(event)
+            key = f"{scope if isinstance(scope, str) else safe_str(scope)}/{key}"
+        return (plan.family, key)
 
     def _attributes(self, plan: _Plan, event: Any) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
@@ -483,17 +510,24 @@ class OTelHandler:
                 self._emit_log(plan, event, existing, ts, False)
                 return
             ctx = _ctx_of(self._remote_parent(event))
+            parent = None
         else:
             if self.table.get(key) is not None or self.table.was_ended(key):
                 self._outcomes["duplicate_start" if self.table.get(key) else "late_start"] += 1
                 self._emit_log(plan, event, None, ts, False)
                 return
-            ctx, _ = self._parent(plan, event, session, ts)
+            ctx, parent = self._parent(plan, event, session, ts)
+            if parent is None and session is not None:  # an app's span, or remote
+                parent = self.table.get(("session", session))
         attrs = self._attributes(plan, event)
+        inherit = _inherited(parent)
+        if inherit:
+            attrs = {**inherit, **attrs}
         name = plan.name_get(event) if plan.name_get else plan.family
         span = self._start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
                                        start_time=ts)
         entry: OpenSpan | None = OpenSpan(key, span, session, ts)
+        entry.inherit = inherit  # type: ignore[union-attr]
         if not self.table.add(entry):  # type: ignore[arg-type]  # lost a race: first wins
             self._outcomes["duplicate_start"] += 1
             entry = self.table.get(key)  # ours is never ended
@@ -546,13 +580,20 @@ class OTelHandler:
         ts = self._now_or(event)
         session = self._session(event)
         key = self._key(plan, event)
-        if key is not None and self.table.was_ended(key):
-            self._outcomes["duplicate_end"] += 1
-            self._emit_log(plan, event, None, ts, False)
-            return
+        if key is not None:
+            covered = self.table.get(key)  # a start/end pair made this span (or is making it)
+            if covered is not None or self.table.was_ended(key):
+                self._outcomes["duplicate_end"] += 1
+                self._emit_log(plan, event, covered, ts, False)
+                return
         start = self._hinted_start(event, ts)
-        ctx, _ = self._parent(plan, event, session, start)
+        ctx, parent = self._parent(plan, event, session, start)
+        if parent is None and session is not None:
+            parent = self.table.get(("session", session))
         attrs = self._attributes(plan, event)
+        inherit = _inherited(parent)
+        if inherit:
+            attrs = {**inherit, **attrs}
         name = plan.name_get(event) if plan.name_get else plan.family
         span = self._start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
                                        start_time=start)
@@ -608,6 +649,7 @@ class OTelHandler:
 
 
 _UNKNOWN: Any = object()
+_TRANSLATED = "_llmgine_otel_translated"
 _I64 = 2**63
 
 _ACTIONS: dict[str, Callable[[OTelHandler, _Plan, Any], None]] = {
@@ -645,6 +687,22 @@ def _set_attributes(span: Any, attrs: dict[str, Any]) -> None:
         span.set_trusted(attrs)
     else:
         span.set_attributes(attrs)
+
+
+def _unless(get: Callable[[Any], Any], unset: tuple[str, ...]) -> Callable[[Any], Any]:
+    """``get``, reading the ``unset`` values as None."""
+    if not unset:
+        return get
+    return lambda e: None if (v := get(e)) in unset else v
+
+
+def _inherited(parent: OpenSpan | None) -> Mapping[str, Any] | None:
+    """``span_attributes`` of the publishing context, over those the parent passes on."""
+    here = current_span_attributes()
+    above = parent.inherit if parent is not None else None
+    if above is None or here is None:
+        return here if above is None else above
+    return {**above, **here}
 
 
 def _ctx_of(found: tuple[Context, OpenSpan | None] | None) -> Context:

@@ -186,6 +186,21 @@ def llm_finished(sid: str, call_id: str = "llm-1", t: float = 1.4, **kw: Any) ->
     return LLMCallFinishedEvent(call_id=call_id, session_id=sid, timestamp=ts(t), **kw)
 
 
+def tool_started(sid: str, call_id: str = "call-1", t: float = 1.2, name: str = "get_weather",
+                 **kw: Any) -> Any:
+    from llmgine_otel.events import ToolExecutionStartedEvent
+
+    return ToolExecutionStartedEvent(tool_call_id=call_id, tool_name=name, session_id=sid,
+                                     timestamp=ts(t), **kw)
+
+
+def tool_finished(sid: str, call_id: str = "call-1", t: float = 1.5, **kw: Any) -> Any:
+    from llmgine_otel.events import ToolExecutionFinishedEvent
+
+    return ToolExecutionFinishedEvent(tool_call_id=call_id, session_id=sid, timestamp=ts(t),
+                                      **kw)
+
+
 # -- exporters for pipeline tests ----------------------------------------------------------
 
 class Gate:

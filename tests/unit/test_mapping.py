@@ -21,7 +21,9 @@ from otel_kit import (
     ns,
     session_end,
     session_start,
+    tool_finished,
     tool_result,
+    tool_started,
     ts,
 )
 
@@ -278,6 +280,116 @@ def test_failed_tool_is_error(otel):
 def test_tool_name_from_tool_info(otel):
     otel.handle(tool_result("s1", "c", 1, name="", tool_info={"function": {"name": "calc"}}))
     assert otel.span("execute_tool calc").attributes["gen_ai.tool.name"] == "calc"
+
+
+@covers("ToolExecutionStartedEvent")
+@covers("ToolExecutionFinishedEvent")
+def test_tool_execution_is_an_execute_tool_span_with_its_real_times(otel):
+    otel.handle(session_start("s1", 0), command_started("s1", "c1", 1),
+                tool_started("s1", "call-9", 1.2, tool_description="Weather now",
+                             arguments='{"city": "Oslo"}'),
+                tool_finished("s1", "call-9", 1.7, result="sunny"),
+                command_result("s1", "c1", 2))
+    span, cmd = otel.span("execute_tool get_weather"), otel.span("command Command")
+    assert span.kind is SpanKind.INTERNAL and parent_of(span, cmd)
+    assert (span.start_time, span.end_time) == (ns(1.2), ns(1.7))
+    a = span.attributes
+    assert (a["gen_ai.operation.name"], a["gen_ai.tool.name"], a["gen_ai.tool.call.id"],
+            a["gen_ai.tool.type"], a["gen_ai.tool.description"]) == (
+        "execute_tool", "get_weather", "call-9", "function", "Weather now")
+    assert "gen_ai.tool.call.arguments" not in a and "gen_ai.tool.call.result" not in a
+    assert span.status.status_code is StatusCode.UNSET
+    assert "Oslo" not in json.dumps(check_log(otel, "ToolExecutionStartedEvent", span).body)
+    assert "sunny" not in json.dumps(check_log(otel, "ToolExecutionFinishedEvent", span).body)
+
+
+@covers("ToolExecutionStartedEvent")
+def test_tool_execution_follows_the_traceparent_of_the_calling_span(otel):
+    otel.handle(session_start("s1", 0), command_started("s1", "c1", 1),
+                llm_started("s1", "L1", 1.1))
+    llm = otel.handler.table.get(("llm", "L1")).span.get_span_context()
+    tp = f"00-{llm.trace_id:032x}-{llm.span_id:016x}-01"
+    otel.handle(tool_started("s1", "call-1", 1.2, metadata={"traceparent": tp}),
+                tool_finished("s1", "call-1", 1.3), llm_finished("s1", "L1", 1.4))
+    assert parent_of(otel.span("execute_tool get_weather"), otel.span("chat gpt-4o"))
+
+
+@covers("ToolExecutionFinishedEvent")
+def test_tool_execution_error_and_content_capture():
+    from otel_kit import Harness
+
+    h = Harness(capture_content="SPAN_ONLY", console=False)
+    h.handle(session_start("s1", 0), tool_started("s1", arguments='{"a": 1}'),
+             tool_finished("s1", error="Error executing get_weather: timed out",
+                           error_type="ToolTimeoutError", result="Error executing ..."))
+    span = h.span("execute_tool get_weather")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "ToolTimeoutError"
+    assert span.attributes["gen_ai.tool.call.arguments"] == '{"a": 1}'
+    assert span.attributes["gen_ai.tool.call.result"] == "Error executing ..."
+    check_log(h, "ToolExecutionFinishedEvent", span, error=True)
+    h.close()
+
+
+@covers("ToolExecuteResultEvent")
+def test_tool_result_of_a_traced_execution_makes_no_second_span(otel):
+    # The app publishes llmgine's result event too: once while the traced run is open, once
+    # after it ended. One span; each result event still gets its log record, on that span.
+    otel.handle(session_start("s1", 0), tool_started("s1", "call-1", 1.2),
+                tool_result("s1", "call-1", 1.3), tool_finished("s1", "call-1", 1.4),
+                tool_result("s1", "call-1", 1.5), session_end("s1", 2))
+    span = otel.span("execute_tool get_weather")
+    assert span.start_time == ns(1.2)
+    recs = [r for r in otel.logs() if r.event_name == "ToolExecuteResultEvent"]
+    assert len(recs) == 2 and recs[0].span_id == span.context.span_id
+    assert otel.outcomes["duplicate_end"] == 2
+
+
+@covers("ToolExecutionStartedEvent")
+def test_tool_call_ids_are_keys_within_a_session(otel):
+    # Some models number their calls (call_0, call_1, ...) in every conversation.
+    for sid in ("s1", "s2"):
+        otel.handle(session_start(sid, 0), tool_started(sid, "call_0", 1),
+                    tool_finished(sid, "call_0", 1.1), tool_result(sid, "call_0", 1.2),
+                    session_end(sid, 2))
+    spans = [s for s in otel.spans() if s.name == "execute_tool get_weather"]
+    assert sorted(s.attributes["llmgine.session.id"] for s in spans) == ["s1", "s2"]
+    assert not otel.outcomes.get("late_start")
+
+
+def test_translate_now_then_bus_delivery_is_one_translation(otel):
+    start = llm_started("s1", "L1", 1.1)
+    otel.handle(session_start("s1", 0))
+    entry = otel.handler.translate_now(start)
+    assert entry is otel.handler.table.get(("llm", "L1"))
+    otel.handle(start)  # the bus delivers it later: skipped, not a duplicate start
+    otel.handle(llm_finished("s1", "L1", 1.4), session_end("s1", 2))
+    assert len([s for s in otel.spans() if s.name == "chat gpt-4o"]) == 1
+    assert len([r for r in otel.logs() if r.event_name == "LLMCallStartedEvent"]) == 1
+    assert not otel.outcomes.get("duplicate_start")
+
+
+def test_span_attributes_reach_every_span_of_the_session(otel):
+    from llmgine_otel.span_attributes import span_attributes
+
+    with span_attributes({"app.tenant": "acme", "app.tags": ["a", "b"]}, user_id="u-42"):
+        otel.handle(session_start("s1", 0))
+    # Published elsewhere (another task without the block): inherited from the session.
+    otel.handle(command_started("s1", "c1", 1), llm_started("s1", "L1", 1.1),
+                llm_finished("s1", "L1", 1.2), tool_started("s1", "t1", 1.3),
+                tool_finished("s1", "t1", 1.4))
+    with span_attributes(user_id="u-7"):  # the innermost block wins
+        otel.handle(tool_result("s1", "t2", 1.5))
+    otel.handle(command_result("s1", "c1", 2), session_end("s1", 3))
+    for s in otel.spans():
+        assert s.attributes["app.tenant"] == "acme", s.name
+        assert s.attributes["app.tags"] == ("a", "b"), s.name
+        assert s.attributes["user.id"] == ("u-7" if s.name == "execute_tool get_weather"
+                                           and s.attributes["gen_ai.tool.call.id"] == "t2"
+                                           else "u-42"), s.name
+    otel.handle(session_start("s2", 4), session_end("s2", 5))  # outside: nothing
+    assert "user.id" not in [s for s in otel.spans()
+                             if s.attributes.get("llmgine.session.id") == "s2"][0].attributes
 
 
 @covers("EventHandlerFailedEvent")
