@@ -24,5 +24,9 @@ want=$(sha256sum pyproject.toml | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[llmgine,cost,test]'
+  # opentelemetry-instrumentation-aiohttp-client's newest release (0.66b1) pins
+  # opentelemetry-instrumentation==0.66b1 and semantic-conventions==0.66b1, one beta behind
+  # the SDK 1.45.2 stack above; its code runs on 0.66b2. --no-deps keeps the stack whole.
+  .venv/bin/python -m pip install -q --no-deps 'opentelemetry-instrumentation-aiohttp-client==0.66b1'
   echo "$want" > "$stamp"
 fi
