@@ -112,7 +112,7 @@ def test_bus_only_switch_leaves_litellm_alone(monkeypatch: pytest.MonkeyPatch) -
     assert _targets() == before
     inst.uninstrument()
     monkeypatch.setenv("LLMGINE_OTEL_INSTRUMENT", "litellm,openai")
-    with pytest.raises(ConfigError, match="LLMGINE_OTEL_INSTRUMENT.*litellm, tools"):
+    with pytest.raises(ConfigError, match=r"LLMGINE_OTEL_INSTRUMENT.*litellm, tools"):
         inst.instrument(handler=o.handler)
     assert not inst.is_instrumented_by_opentelemetry
     o.close()

@@ -388,8 +388,8 @@ def test_span_attributes_reach_every_span_of_the_session(otel):
                                            and s.attributes["gen_ai.tool.call.id"] == "t2"
                                            else "u-42"), s.name
     otel.handle(session_start("s2", 4), session_end("s2", 5))  # outside: nothing
-    assert "user.id" not in [s for s in otel.spans()
-                             if s.attributes.get("llmgine.session.id") == "s2"][0].attributes
+    assert "user.id" not in next(s for s in otel.spans()
+                             if s.attributes.get("llmgine.session.id") == "s2").attributes
 
 
 @covers("EventHandlerFailedEvent")
