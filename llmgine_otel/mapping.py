@@ -376,9 +376,33 @@ def render_markdown() -> str:
         metrics = "<br>".join(f"`{m}`" for m in r.metrics)
         payload = ", ".join(f"`{p}`" for p in r.payload)
         lines.append(_row(f"`{r.event}`", _attr_cell(r), content, metrics, payload, r.note))
+    lines += ["", "## Where the events come from, with no code", "", SOURCES.strip()]
     lines += ["", "## Outcomes for out-of-order and missing events", "",
               OUTCOMES.strip(), ""]
     return "\n".join(lines)
+
+
+SOURCES = """
+llmgine 0.0.1 publishes sessions, commands and handler failures itself. `LLMgineInstrumentor`
+(and so `opentelemetry-instrument`) publishes the rest on the bus of the command that runs
+the call, so every observability handler and subscriber of that bus sees them; the
+translator gets them first, so their span is the current span while the call runs (spans of
+HTTP client and SDK instrumentations made during it are its children).
+
+| Events | Published by | With no code for |
+|---|---|---|
+| `LLMCallStartedEvent`, `LLMStreamChunkEvent` (only with `chunk_events`), `LLMCallFinishedEvent` | `llmgine_otel.litellm_calls` | litellm `completion`, `acompletion`, `embedding`, `aembedding`, streams included (the span ends when the stream is exhausted, closed, or dropped unfinished: `error.type` `stream_abandoned`); any other client: `llmgine_otel.llm.llm_call` |
+| `ToolExecutionStartedEvent`, `ToolExecutionFinishedEvent` | `llmgine_otel.tool_runs` | llmgine `ToolManager.execute_tool_call` (every tool it runs; sync tools run in its thread pool with the tool span current) |
+| `AgentInvocationStartedEvent`, `AgentInvocationFinishedEvent` | the app | (no agent abstraction in llmgine 0.0.1) |
+
+One span per LLM call: inside litellm's own call chain (`acompletion` runs `completion` in a
+worker thread) the inner call passes through; when a GenAI inference span is already
+current (another instrumentation wrapped litellm outside ours, or an `llm_call` block
+surrounds the call) ours steps aside; spans of instrumentations of the provider SDK under
+litellm (e.g. opentelemetry-instrumentation-openai-v2) are children of ours, never beside
+it. `suppress_instrumentation()` is honoured. `LLMGINE_OTEL_INSTRUMENT` chooses what is
+traced besides the bus (`litellm,tools`, the default; `none`).
+"""
 
 
 OUTCOMES = """
