@@ -141,25 +141,57 @@ async def test_calls_are_published_on_the_bus_for_every_handler(otel: Otel, bus:
 
 async def test_span_is_current_during_the_call_and_restored_after(otel: Otel, bus: Any,
                                                                  server: OpenAIServer) -> None:
-    seen: dict[str, Any] = {}
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-    def callback(kwargs: Any, response: Any, start: Any, end: Any) -> None:
-        seen["during"] = trace.get_current_span()
-
-    litellm.success_callback = [callback]
+    httpx_inst = HTTPXClientInstrumentor()
+    httpx_inst.instrument(tracer_provider=otel.tracer_provider)
     try:
         async def body() -> Any:
             before = trace.get_current_span()
-            litellm.completion(**ask(server))  # blocking, on the loop thread
-            seen["after"] = trace.get_current_span()
+            litellm.completion(**ask(server))  # blocking, on the loop thread (sync httpx)
+            assert trace.get_current_span() is before
             return before
 
-        before = await in_command(bus, body)
+        await in_command(bus, body)
     finally:
-        litellm.success_callback = []
-    assert seen["after"] is before
+        httpx_inst.uninstrument()
     (span,) = chat_spans(otel)
-    assert span.status.status_code is StatusCode.UNSET
+    (post,) = [s for s in otel.spans() if s.instrumentation_scope.name.endswith("httpx")]
+    assert post.parent.span_id == span.context.span_id
+    assert parent_of(span, otel.spans()).name == "command Run"
+
+
+async def test_one_call_one_event_pair_also_when_sampled_out(bus: Any,
+                                                            server: OpenAIServer) -> None:
+    """``acompletion`` runs ``completion`` in a worker thread: one call, one pair of events,
+    also when the span is not recording (a sampled-out session), where no GenAI span is
+    current to step aside for."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    from llmgine_otel.config import ObservabilityConfig
+    from llmgine_otel.events import LLMCallStartedEvent
+    from llmgine_otel.translate import OTelHandler
+
+    inst = LLMgineInstrumentor()
+    if inst.is_instrumented_by_opentelemetry:
+        inst.uninstrument()
+    from opentelemetry.sdk.trace import TracerProvider
+
+    handler = OTelHandler(TracerProvider(sampler=ALWAYS_OFF, shutdown_on_exit=False),
+                          config=ObservabilityConfig(console=False, emit_logs=False,
+                                                     emit_metrics=False))
+    inst.instrument(handler=handler)
+    seen: list[Any] = []
+    bus.register_event_handler(LLMCallStartedEvent, lambda e: seen.append(e))  # type: ignore[arg-type]
+    try:
+        async def body() -> Any:
+            return await litellm.acompletion(**ask(server))
+
+        await in_command(bus, body)
+        await bus.wait_for_events()
+    finally:
+        inst.uninstrument()
+    assert len(seen) == 1
 
 
 def test_call_outside_any_command_is_its_own_trace(otel: Otel, server: OpenAIServer) -> None:
