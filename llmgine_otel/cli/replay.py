@@ -101,9 +101,11 @@ class _Stats:
     sent: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(("spans", "logs", "metrics"), 0)
     )
+    skipped: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("spans", "logs", "metrics"), 0)
+    )
     rejected: int = 0
     failed: int = 0
-    failures: list[str] = field(default_factory=list)
 
 
 class _Progress:
@@ -313,7 +315,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, *, stderr: TextIO | None = None) -> int:
-    """Replay ``args.path``; 0 when everything was accepted, 1 on failures, 2 if unreachable."""
+    """Replay ``args.path``; 0 when everything was read and accepted, 1 when anything was
+    rejected, not sent or unreadable, 2 if the endpoint is unreachable."""
     err = stderr or sys.stderr
     progress = _Progress(err)
     if args.batch_size < 1:
@@ -372,9 +375,11 @@ def run(args: argparse.Namespace, *, stderr: TextIO | None = None) -> int:
                 try:
                     request = batcher.signal.decode(obj)
                 except (ParseError, ValueError, TypeError) as exc:
+                    n = _items(obj)
+                    stats.skipped[batcher.signal.label] += n
                     on_problem(
                         f"cannot decode a {batcher.signal.label} line "
-                        f"({str(exc).splitlines()[0]}), skipped"
+                        f"({str(exc).splitlines()[0]}): {n:,} {batcher.signal.label} skipped"
                     )
                     continue
                 batcher.add(request)
@@ -394,10 +399,25 @@ def run(args: argparse.Namespace, *, stderr: TextIO | None = None) -> int:
         summary += f"; {stats.rejected:,} rejected by the endpoint"
     if stats.failed:
         summary += f"; {stats.failed:,} not sent"
+    skipped = ", ".join(f"{n:,} {label}" for label, n in stats.skipped.items() if n)
+    if skipped:
+        summary += f"; not sent (unreadable lines): {skipped}"
     if problems:
         summary += f"; {problems:,} problem(s) reading the files"
     progress.message(summary)
-    return 1 if stats.failed or stats.rejected else 0
+    return 1 if stats.failed or stats.rejected or problems else 0
+
+
+def _items(obj: Any) -> int:
+    """How many spans, log records or metric data points an OTLP-JSON object holds."""
+    n = 0
+    for top, scopes, items in (("resourceSpans", "scopeSpans", "spans"),
+                               ("resourceLogs", "scopeLogs", "logRecords"),
+                               ("resourceMetrics", "scopeMetrics", "metrics")):
+        for r in obj.get(top) or ():
+            for sc in (r.get(scopes) or ()) if isinstance(r, dict) else ():
+                n += len(sc.get(items) or ()) if isinstance(sc, dict) else 0
+    return n
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -161,3 +161,19 @@ def test_translator_on_llmgines_own_manager(otel):
     names = sorted(s.name for s in otel.spans())
     assert names == ["command Command", "session"]
     assert len(otel.logs()) == 4
+
+
+def test_the_designs_config_form_works_and_bad_arguments_fail_at_construction():
+    from llmgine_otel.config import ObservabilityConfig
+
+    rec = Recorder()
+    manager = ObservabilityManager(ObservabilityConfig(queue_size=50_000, sample_rate=0.1))
+    manager.register_handler(rec)
+    manager.observe_event(session_start("s1"))
+    assert len(rec.events) == 1 and manager.stats.events_by_handler["rec"] == 1
+    off = ObservabilityManager(ObservabilityConfig(enabled=False))
+    off.register_handler(rec)
+    off.observe_event(session_end("s1"))
+    assert len(rec.events) == 1
+    with pytest.raises(TypeError, match="ObservabilityConfig"):
+        ObservabilityManager({"enabled": True})
