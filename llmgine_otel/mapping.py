@@ -413,7 +413,7 @@ OUTCOMES = """
 | end with no start seen (result before start, or start lost) | a span is made from the end event alone (start = end time, or `metadata['llmgine.start_time']`), attribute `llmgine.span.missing_start=true` | `end_without_start` |
 | start arriving after its end was already used | ignored | `late_start` |
 | child whose session never started (session id known) | a session span is synthesized (`llmgine.span.synthetic=true`) so the session stays one trace | `synthetic_session` |
-| span never ended | ended at eviction (table full or older than `max_span_age_s`) or at shutdown with status ERROR and `llmgine.span.end_reason` = `evicted_capacity`, `evicted_age` or `shutdown` | `evicted_capacity`, `evicted_age`, `ended_at_shutdown` |
+| span never ended | ended at eviction (table full, or inactive for longer than `max_span_age_s`: no event of its session, no new child; checked on activity and by a background sweep) or at shutdown with status ERROR and `llmgine.span.end_reason` = `evicted_capacity`, `evicted_age` or `shutdown` | `evicted_capacity`, `evicted_age`, `ended_at_shutdown` |
 | session id `BUS`, empty or missing | no session span: commands become trace roots | |
 | field of the wrong type / unprintable / oversized / invalid UTF-8 | coerced, truncated or replaced by a placeholder; attribute dropped when impossible | `repaired` |
 | event the handler cannot read at all | skipped, never raised | `rejected` |

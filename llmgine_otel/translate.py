@@ -130,7 +130,7 @@ class OTelHandler:
         self._capture: CaptureMode = self.config.capture_content
         self._san = Sanitizer(self.config.max_value_length, redact=self.config.redact)
         self.table = SpanTable(self.config.max_open_spans, self.config.max_span_age_s,
-                               self._end_evicted)
+                               self._end_evicted, sweep_in_background=True)
         self._cost = cost
         self._plans: dict[type, _Plan | None] = {}
         self._rules = {r.event: r for r in MAPPING}
@@ -151,6 +151,9 @@ class OTelHandler:
         if plan.own and getattr(event, _TRANSLATED, None) is self:
             return  # translated synchronously by its publisher (translate_now)
         try:
+            sid = getattr(event, "session_id", None)
+            if sid.__class__ is str:
+                self.table.touch_session(sid)  # a busy session is never aged out
             _ACTIONS[plan.action](self, plan, event)
             if self._san.repairs:  # the sanitizer's count -> the documented outcome
                 self._outcomes["repaired"] += self._san.repairs
@@ -253,8 +256,15 @@ class OTelHandler:
 
     def _parent(self, plan: _Plan, event: Any, session: str | None, ts: int
                 ) -> tuple[Context, OpenSpan | None]:
-        """The parent context: explicit ids, a traceparent in metadata, the innermost open
-        span of the session, a synthesized session span, or a new trace."""
+        """The parent context (explicit ids, a traceparent in metadata, the innermost open
+        span of the session, a synthesized session span, or a new trace); a parent that
+        gets a child is active (``SpanTable.touch``)."""
+        found = self._find_parent(plan, event, session, ts)
+        self.table.touch(found[1])
+        return found
+
+    def _find_parent(self, plan: _Plan, event: Any, session: str | None, ts: int
+                     ) -> tuple[Context, OpenSpan | None]:
         table = self.table
         for fam, get in plan.parents:
             pid = get(event)
