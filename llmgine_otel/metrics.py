@@ -137,7 +137,7 @@ class SpanMetrics:
                 if isinstance(n, int) and n >= 0:
                     self.token_usage.record(n, {**attrs, "gen_ai.token.type": token_type})
             ttfc = a.get("gen_ai.response.time_to_first_chunk")
-            if isinstance(ttfc, float):
+            if isinstance(ttfc, float) and ttfc >= 0:  # an event's own figure may be bad
                 self.time_to_first_chunk.record(ttfc, attrs)
             cost = a.get("llmgine.cost.usd")
             if isinstance(cost, float):

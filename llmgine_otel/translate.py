@@ -158,12 +158,17 @@ class OTelHandler:
             if self._san.repairs:  # the sanitizer's count -> the documented outcome
                 self._outcomes["repaired"] += self._san.repairs
                 self._san.repairs = 0
-        except Exception:  # noqa: BLE001 - observability never raises into the bus
-            self._outcomes["rejected"] += 1
-            if self._outcomes["rejected"] == 1:
-                _log.warning("llmgine_otel could not translate a %s event (counted as "
-                             "'rejected'; further failures are counted silently)",
-                             type(event).__name__, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - observability never raises into the bus
+            self._unreadable(event, exc)
+
+    def _unreadable(self, event: Any, exc: Exception) -> None:
+        """The safety net: an event that raised while being read (an attribute access or a
+        ``__str__`` that fails) is skipped and counted as ``rejected``, logged once."""
+        self._outcomes["rejected"] += 1
+        if self._outcomes["rejected"] == 1:
+            _log.warning("llmgine_otel could not translate a %s event (counted as "
+                         "'rejected'; further failures are counted silently)",
+                         type(event).__name__, exc_info=exc)
 
     def translate_now(self, event: Any) -> OpenSpan | None:
         """Translate one of this package's own events at once, for a publisher that needs
@@ -446,7 +451,7 @@ class OTelHandler:
         if entry.chunks:
             attrs.setdefault("llmgine.stream.chunk_count", entry.chunks)
             attrs.setdefault("gen_ai.response.time_to_first_chunk",
-                             (entry.chunk_first_ns - entry.start_ns) / 1e9)
+                             max(0, entry.chunk_first_ns - entry.start_ns) / 1e9)
             if entry.chunks > 1:
                 attrs["llmgine.stream.chunk_interval.mean"] = (
                     (entry.chunk_last_ns - entry.chunk_first_ns) / (entry.chunks - 1) / 1e9)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -199,6 +201,35 @@ def tool_finished(sid: str, call_id: str = "call-1", t: float = 1.5, **kw: Any) 
 
     return ToolExecutionFinishedEvent(tool_call_id=call_id, session_id=sid, timestamp=ts(t),
                                       **kw)
+
+
+@contextmanager
+def translator_failures() -> Iterator[list[tuple[Any, BaseException]]]:
+    """Every event that reached the translator's safety net (``OTelHandler._unreadable``),
+    with its exception: hostile input must be handled where it is read, and a failure that
+    starts inside llmgine_otel is a bug (``is_ours``), not bad input."""
+    from llmgine_otel.translate import OTelHandler
+
+    failures: list[tuple[Any, BaseException]] = []
+    original = OTelHandler._unreadable
+
+    def record(self: Any, event: Any, exc: Exception) -> None:
+        failures.append((event, exc))
+        original(self, event, exc)
+
+    OTelHandler._unreadable = record  # type: ignore[method-assign]
+    try:
+        yield failures
+    finally:
+        OTelHandler._unreadable = original  # type: ignore[method-assign]
+
+
+def is_ours(exc: BaseException) -> bool:
+    """The exception was raised by code of this package (its innermost frame is ours)."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and "/llmgine_otel/" in frames[-1].filename
 
 
 # -- exporters for pipeline tests ----------------------------------------------------------
