@@ -99,8 +99,8 @@ ENV_VARS: dict[str, str] = {
 class ObservabilityConfig:
     """Everything :func:`llmgine_otel.configure` needs; build it with :meth:`from_env`.
 
-    The four seed settings (``enabled``, ``queue_size``, ``num_workers``, ``sample_rate``)
-    and ``back_pressure_strategy`` keep the names the architecture document promised.
+    The settings llmgine's observability design names (``enabled``, ``queue_size``,
+    ``num_workers``, ``sample_rate``, ``back_pressure_strategy``) keep those names.
     """
 
     enabled: bool = True
@@ -112,7 +112,8 @@ class ObservabilityConfig:
     batch processors, each with its own exporter thread (export concurrency)."""
     back_pressure_strategy: str = "drop_oldest"
     sample_rate: float = 1.0
-    """Head sampling of whole sessions: ParentBased(TraceIdRatioBased(sample_rate))."""
+    """Head sampling of whole sessions: ParentBased(SessionSampler(sample_rate)) (a ratio
+    by trace id whose rate can change at run time, see ``Telemetry.set_sample_rate``)."""
     service_name: str = "llmgine"
     endpoint: str | None = None
     """OTLP gRPC endpoint; ``None`` means the embedded default (local files + console)."""

@@ -1,7 +1,8 @@
 """Making event values safe to export: bounded, valid UTF-8, acyclic, and scrubbed of secrets.
 
 Everything here is pure and never raises on odd input: a value that cannot be represented is
-replaced by a short placeholder, and the caller's ``Repairs`` counter says so.
+replaced by a short placeholder, and ``Sanitizer.repairs`` counts it (the translator reports
+it as the ``repaired`` outcome).
 """
 
 from __future__ import annotations

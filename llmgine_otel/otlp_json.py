@@ -46,11 +46,9 @@ JsonObj = dict[str, Any]
 # ---------------------------------------------------------------------------------------------
 # Encoding SDK objects
 #
-# Spans and logs are encoded straight to dicts, ~7x cheaper than the SDK's protobuf encoder plus
-# MessageToDict. Measured CPU time per span, 512-span batch, 8 attributes + 1 event per span,
-# Python 3.12, upb protobuf, on a 2-core EPYC shared with other jobs (load ~12, so high): direct
-# 36 us (56 us with json.dumps), protobuf encoder 112 us, protobuf + MessageToDict 250 us.
-# tests/files checks that both give the same dicts. Metrics are rare, so they use the SDK encoder.
+# Spans and logs are encoded straight to dicts, several times cheaper than the SDK's protobuf
+# encoder plus MessageToDict (figures in BENCHMARKS.md); tests/files checks that both give the
+# same dicts. Metrics are rare, so they use the SDK encoder.
 # ---------------------------------------------------------------------------------------------
 
 _SPAN_FLAGS_HAS_IS_REMOTE = 0x100

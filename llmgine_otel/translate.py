@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.trace import (
     INVALID_SPAN_CONTEXT,
@@ -61,7 +62,7 @@ class _Plan:
     __slots__ = ("action", "attrs", "body_fields", "content", "content_keys", "error_get",
                  "error_type_get", "exc_get", "family", "key_get", "kind", "log_rate", "logs",
                  "message_get", "name_get", "own", "parent_families", "parents",
-                 "payload_nested", "payload_top", "rule", "scope_get", "spans", "success_get")
+                 "payload_nested", "payload_top", "rule", "scope_get", "success_get")
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
@@ -86,7 +87,6 @@ class _Plan:
         self.exc_get = compile_path(rule.exception) if rule.exception else None
         self.payload_top = frozenset(p for p in rule.payload if "." not in p)
         self.payload_nested = tuple(tuple(p.split(".")) for p in rule.payload if "." in p)
-        self.spans = True
         self.logs = True
         self.log_rate = 1.0
         self.body_fields: tuple[str, ...] | None = None
@@ -675,8 +675,6 @@ _ACTIONS: dict[str, Callable[[OTelHandler, _Plan, Any], None]] = {
     "chunk": OTelHandler._do_chunk,
     "log": OTelHandler._do_log,
 }
-
-from opentelemetry._logs import SeverityNumber  # noqa: E402
 
 _INFO_SEV = SeverityNumber.INFO
 _ERROR_SEV = SeverityNumber.ERROR
