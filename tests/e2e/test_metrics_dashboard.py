@@ -326,3 +326,42 @@ def test_provisioning_files_validate_and_match_the_dashboard() -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"apiVersion": 1, "datasources": [{"name": "x", "type": "loki"}]},
                             PROVISIONING_SCHEMA)
+
+
+def test_a_real_prometheus_scrapes_the_app_endpoint(tmp_path: Path) -> None:
+    """LLMGINE_OTEL_PROMETHEUS_PORT's endpoint, scraped by Prometheus itself (its Go text
+    parser): label values with quotes, backslashes, newlines and unicode come back exactly,
+    and the dashboard's LLM query finds the app's series there too (same names as the
+    Collector's)."""
+    from llmgine_otel import configure
+    from llmgine_otel.llm import llm_call
+
+    tricky = 'gpt "4o"\\mini\nv2 漢🙂'
+    tel = configure(set_global=False, console=False, output_dir=tmp_path / "files",
+                    prometheus_port=0, service_name="scraped-app")
+    try:
+        with llm_call(tel.observe_event, model=tricky, provider="openai",
+                      session_id="s1") as call:
+            call.record_response({"usage": {"prompt_tokens": 3, "completion_tokens": 2}})
+        tel.force_flush()
+        config = {"global": {"scrape_interval": "1s"},
+                  "scrape_configs": [{"job_name": "app", "static_configs": [
+                      {"targets": [f"127.0.0.1:{tel.prometheus_endpoint.port}"]}]}]}
+        with start_prometheus(yaml.safe_dump(config), tmp_path / "prometheus") as prom:
+            query = ('sum by (gen_ai_request_model) (rate(gen_ai_client_operation_duration_'
+                     'seconds_count{gen_ai_provider_name=~".*"}[1m]))')
+            deadline = time.monotonic() + 60
+            while True:
+                up = prom.query('up{job="app"}')["data"]["result"]
+                answer = prom.query(query)
+                if answer["data"]["result"] or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            assert up and up[0]["value"][1] == "1", up
+            (series,) = answer["data"]["result"]
+            assert series["metric"]["gen_ai_request_model"] == tricky
+            tokens = prom.query("gen_ai_client_token_usage_sum")["data"]["result"]
+            assert {s["metric"]["gen_ai_token_type"]: s["value"][1] for s in tokens} == \
+                {"input": "3", "output": "2"}
+    finally:
+        tel.shutdown()
