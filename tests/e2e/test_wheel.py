@@ -170,8 +170,9 @@ def test_installed_wheel_runs_the_bundled_collector_and_sends_it_telemetry(
 
         (span,) = wait_for(arrived, timeout=30, what="the smoke span in the Collector's file")
         assert span.attributes["gen_ai.usage.input_tokens"] == 12  # type: ignore[attr-defined]
-        view = _run([str(bindir / "llmgine-otel"), "view", str(out_file)], cwd=outside,
-                    env=env, timeout=60).stdout
+        # As the README says: the folder the Collector writes to, relative to where it runs.
+        view = _run([str(bindir / "llmgine-otel"), "view", "llmgine-telemetry/collector"],
+                    cwd=outside, env=env, timeout=60).stdout
         assert "chat gpt-4o-mini" in view and "wheel-session" in view, view
         col_env = _run([str(bindir / "llmgine-otel"), "collector", "env"], cwd=outside,
                        env=env, timeout=60).stdout
