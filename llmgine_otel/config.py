@@ -92,6 +92,8 @@ ENV_VARS: dict[str, str] = {
     "LLMGINE_OTEL_FILE_MAX_BYTES": "file_max_bytes",
     "LLMGINE_OTEL_FILE_MAX_AGE": "file_max_age_s",
     "LLMGINE_OTEL_FILE_BACKUPS": "file_backups",
+    "LLMGINE_OTEL_PROMETHEUS_PORT": "prometheus_port",
+    "LLMGINE_OTEL_PROMETHEUS_HOST": "prometheus_host",
 }
 
 
@@ -142,6 +144,10 @@ class ObservabilityConfig:
     """Embedded default: ... or at this age."""
     file_backups: int = 10
     """Embedded default: rotated files kept."""
+    prometheus_port: int | None = None
+    """Serve the metrics on ``http://prometheus_host:port/metrics`` (None: off; 0: any
+    free port, see ``Telemetry.prometheus_endpoint.url``)."""
+    prometheus_host: str = "127.0.0.1"
     redact: RedactHook | None = None
     resource_attributes: Mapping[str, Any] = field(default_factory=dict)
 
@@ -268,6 +274,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "file_max_bytes": _parse_int,
     "file_max_age_s": _parse_float,
     "file_backups": _parse_int,
+    "prometheus_port": _parse_int,
+    "prometheus_host": _text,
 }
 
 _FIELD_TO_ENV = {name: var for var, name in ENV_VARS.items()}
@@ -316,6 +324,12 @@ def _check(c: ObservabilityConfig) -> None:
     for event_type, rate in dict(c.log_sample_rates).items():
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
             raise bad("log_sample_rates", f"{event_type}={rate}", "rates between 0.0 and 1.0")
+    port = c.prometheus_port
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int)
+                             or not 0 <= port <= 65535):
+        raise bad("prometheus_port", port, "a TCP port 1..65535 (0: any free port; unset: off)")
+    if not isinstance(c.prometheus_host, str) or not c.prometheus_host.strip():
+        raise bad("prometheus_host", c.prometheus_host, "a host name or IP address to bind")
     if c.redact is not None and not callable(c.redact):
         raise bad("redact", c.redact, "a callable hook(key, value) -> value or None")
 

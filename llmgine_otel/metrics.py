@@ -3,7 +3,7 @@ and this package's self-metrics.
 
 Self-metrics are plain integers bumped on the hot path (no SDK call per event) and exposed
 through observable instruments, so exporting them costs nothing until a reader collects.
-``prometheus_text`` renders them (and the SDK's view of every instrument) for scraping.
+``prometheus_text`` (from ``llmgine_otel.prometheus``) renders every instrument for scraping.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.trace import SpanProcessor
+
+from llmgine_otel.prometheus import prometheus_text
 
 __all__ = ["PullableReader", "SelfMetrics", "SelfStats", "SpanMetrics", "SpanMetricsProcessor",
            "histogram_views", "prometheus_text"]
@@ -213,20 +215,6 @@ def _observe(source: Callable[[], Mapping[Any, Any]], labels: tuple[str, ...]
     return callback
 
 
-def _prom_name(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name)
-
-
-def _labels(attrs: dict[str, Any], extra: dict[str, str] | None = None) -> str:
-    items = {**{_prom_name(k): v for k, v in attrs.items()}, **(extra or {})}
-    if not items:
-        return ""
-    body = ",".join(
-        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-        for k, v in sorted(items.items()))
-    return "{" + body + "}"
-
-
 class PullableReader:
     """``get_metrics_data()`` from a ``PeriodicExportingMetricReader``, without exporting.
 
@@ -255,39 +243,3 @@ class PullableReader:
         """The current cumulative metrics (``None`` before the reader is registered)."""
         collect = self._reader._collect
         return None if collect is None else collect(self._reader, timeout_millis=timeout_millis)
-
-
-def prometheus_text(metrics_data: Any) -> str:
-    """Prometheus text exposition of an SDK ``MetricsData`` (from a pull reader)."""
-    out: list[str] = []
-    if metrics_data is None:
-        return ""
-    for rm in metrics_data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                name = _prom_name(m.name)
-                data = m.data
-                kind = type(data).__name__
-                if kind == "Histogram":
-                    out.append(f"# HELP {name} {m.description}")
-                    out.append(f"# TYPE {name} histogram")
-                    for p in data.data_points:
-                        cum = 0
-                        attrs = dict(p.attributes)
-                        for bound, count in zip(p.explicit_bounds, p.bucket_counts, strict=False):
-                            cum += count
-                            le = {"le": repr(float(bound))}
-                            out.append(f"{name}_bucket{_labels(attrs, le)} {cum}")
-                        inf = {"le": "+Inf"}
-                        out.append(f"{name}_bucket{_labels(attrs, inf)} {p.count}")
-                        out.append(f"{name}_sum{_labels(dict(p.attributes))} {p.sum}")
-                        out.append(f"{name}_count{_labels(dict(p.attributes))} {p.count}")
-                else:
-                    monotonic = getattr(data, "is_monotonic", False)
-                    ptype = "counter" if kind == "Sum" and monotonic else "gauge"
-                    pname = f"{name}_total" if ptype == "counter" else name
-                    out.append(f"# HELP {pname} {m.description}")
-                    out.append(f"# TYPE {pname} {ptype}")
-                    for p in data.data_points:
-                        out.append(f"{pname}{_labels(dict(p.attributes))} {p.value}")
-    return "\n".join(out) + "\n"

@@ -78,6 +78,8 @@ class Telemetry:
     def __init__(self, config: ObservabilityConfig) -> None:
         self.config = config
         self.stats = SelfStats()
+        # First, so that a port that cannot be served fails setup before any thread starts.
+        self.prometheus_endpoint = self._scrape_endpoint()
         self.resource = Resource.create({"service.name": config.service_name,
                                          **dict(config.resource_attributes)})
         self.sampler = self._build_sampler()
@@ -142,6 +144,21 @@ class Telemetry:
             os.register_at_fork(after_in_child=self._after_fork)
 
     # -- building ----------------------------------------------------------------------------
+    def _scrape_endpoint(self) -> Any:
+        """``LLMGINE_OTEL_PROMETHEUS_PORT``: /metrics served from a background thread."""
+        if self.config.prometheus_port is None or not self.config.emit_metrics:
+            return None
+        from llmgine_otel.prometheus import ScrapeEndpoint
+
+        try:
+            return ScrapeEndpoint(lambda: self.metric_reader.get_metrics_data(),
+                                  self.config.prometheus_host, self.config.prometheus_port)
+        except OSError as exc:  # port taken, host not on this machine: a setup error
+            raise ConfigError(
+                f"prometheus_port (LLMGINE_OTEL_PROMETHEUS_PORT)={self.config.prometheus_port}"
+                f" on {self.config.prometheus_host!r} cannot be served: {exc}; allowed: a "
+                "free port on an address of this machine") from None
+
     def _build_sampler(self) -> Sampler:
         if os.environ.get("OTEL_TRACES_SAMPLER"):
             from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
@@ -267,6 +284,8 @@ class Telemetry:
                                      daemon=True)
                 t.start()
                 threads.append(t)
+            if self.prometheus_endpoint is not None:
+                self.prometheus_endpoint.stop(budget)
             if self.meter_provider is not None:
                 mt = threading.Thread(target=self._stop_metrics, args=(budget,), daemon=True)
                 mt.start()
@@ -321,6 +340,8 @@ class Telemetry:
         for p in (*self.span_processors, *self.log_processors):
             left = max(0.05, deadline - time.monotonic())
             p._batch_processor.shutdown(timeout_millis=left * 1000)
+        if self.prometheus_endpoint is not None:
+            self.prometheus_endpoint.stop(max(0.05, deadline - time.monotonic()))
         if self.meter_provider is not None:
             self._stop_metrics(max(0.05, deadline - time.monotonic()))
         writer = getattr(self, "_file_writer", None)

@@ -4,9 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/system-deps.sh
-# The real Collector and Jaeger the end-to-end tests run (built once, cached outside the repo).
-echo "== collector: $(bash collector/build.sh | tail -n 1)"
-echo "== jaeger:    $(bash collector/build-jaeger.sh | tail -n 1)"
+# The real Collector, Jaeger and Prometheus the end-to-end tests run (built once, cached
+# outside the repo).
+echo "== collector:  $(bash collector/build.sh | tail -n 1)"
+echo "== jaeger:     $(bash collector/build-jaeger.sh | tail -n 1)"
+echo "== prometheus: $(bash collector/build-prometheus.sh | tail -n 1)"
 PY=.venv/bin/python
 echo "== ruff"; $PY -m ruff check llmgine_otel tests examples bench
 echo "== mypy"; $PY -m mypy

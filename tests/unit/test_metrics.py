@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from otel_kit import (
     command_result,
@@ -65,25 +66,41 @@ def test_prometheus_text_has_self_metrics(pipeline):
     for i in range(20):
         tel.observe_event(command_started("BUS", f"c{i}", 1))
         tel.observe_event(command_result("BUS", f"c{i}", 2))
-    text = tel.prometheus_text()
-    assert 'llmgine_observability_events_total{handler="otel"} 40' in text
-    assert 'llmgine_observability_events_total{handler="broken"} 40' in text
-    assert 'llmgine_observability_handler_errors_total{handler="broken"} 40' in text
-    assert re.search(r'llmgine_observability_handler_duration_total\{handler="otel"\} [0-9.e-]+',
-                     text)
-    assert re.search(r'llmgine_observability_dropped_total\{reason="queue_full_drop_oldest",'
-                     r'signal="(spans|logs)"\} \d+', text)
-    assert re.search(r'llmgine_observability_queue_size\{signal="spans"\} [0-2]', text)
-    assert "# TYPE gen_ai_client_operation_duration histogram" not in text  # nothing yet
+    samples = _samples(tel.prometheus_text())
+    assert samples[("llmgine_observability_events_total", ("handler", "otel"))] == 40
+    assert samples[("llmgine_observability_events_total", ("handler", "broken"))] == 40
+    assert samples[("llmgine_observability_handler_errors_total", ("handler", "broken"))] == 40
+    assert samples[("llmgine_observability_handler_duration_seconds_total",
+                    ("handler", "otel"))] > 0
+    dropped = [v for (name, *labels), v in samples.items()
+               if name == "llmgine_observability_dropped_total"
+               and ("reason", "queue_full_drop_oldest") in labels]
+    assert dropped and sum(dropped) > 0
+    assert samples[("llmgine_observability_queue_size", ("signal", "spans"))] <= 2
+    assert not any(n.startswith("gen_ai_client_operation_duration") for n, *_ in samples)
     gate.open.set()
     tel.force_flush()
-    text = tel.prometheus_text()
-    assert "# TYPE gen_ai_client_operation_duration histogram" not in text  # no LLM spans
-    assert "# TYPE llmgine_command_duration histogram" in text
+    samples = _samples(tel.prometheus_text())
+    assert not any(n.startswith("gen_ai_client_operation_duration") for n, *_ in samples)
     exported = tel.stats.exported["spans"]  # command durations come from exported spans
     assert 0 < exported < 20
-    assert ('llmgine_command_duration_bucket{le="+Inf",llmgine_command_type="Command"} '
-            f"{exported}") in text
+    assert samples[("llmgine_command_duration_seconds_bucket", ("le", "+Inf"),
+                    ("llmgine_command_type", "Command"))] == exported
+    assert samples[("llmgine_command_duration_seconds_count",
+                    ("llmgine_command_type", "Command"))] == exported
+
+
+def _samples(text: str) -> dict[tuple[Any, ...], float]:
+    """Every sample, parsed by prometheus_client's parser: (name, *sorted labels without
+    otel_scope_name) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            assert s.labels.pop("otel_scope_name") == "llmgine_otel"
+            out[(s.name, *sorted(s.labels.items()))] = s.value
+    return out
 
 
 def test_prometheus_text_of_nothing():
