@@ -61,6 +61,16 @@ class SelfStats:
         with self.lock:
             self.dropped[(signal, reason)] += n
 
+    def outcome(self, name: str, n: int = 1) -> None:
+        """Count a translation outcome (atomically: publishers run on many threads)."""
+        with self.lock:
+            self.outcomes[name] += n
+
+    def produce(self, signal: str, n: int = 1) -> None:
+        """Count items handed to the export pipeline (the identity's left-hand side)."""
+        with self.lock:
+            self.produced[signal] += n
+
     def dropped_total(self, signal: str) -> int:
         with self.lock:  # export threads may still be counting
             return sum(n for (sig, _), n in self.dropped.items() if sig == signal)

@@ -110,8 +110,11 @@ class OTelHandler:
                  cost: Callable[..., float | None] | None = None) -> None:
         self.config = config or ObservabilityConfig()
         self.stats = stats or SelfStats()
-        self._outcomes = self.stats.outcomes
-        self._produced = self.stats.produced
+        # Every counter of the accounting identity is updated under the stats lock: events
+        # are translated on many threads (and, on free-threaded Python, truly at once).
+        self._count = self.stats.outcome
+        self._produce = self.stats.produce
+        self._warned_unreadable = False
         self._tracer = trace.get_tracer("llmgine_otel", tracer_provider=tracer_provider)
         self._start_span = span_factory(self._tracer)
         self._logger = None
@@ -128,7 +131,8 @@ class OTelHandler:
         self.log_sink: Any = None
         """Set by ``configure()``: a ``pipeline.LogSink`` taking finished log records."""
         self._capture: CaptureMode = self.config.capture_content
-        self._san = Sanitizer(self.config.max_value_length, redact=self.config.redact)
+        self._san = Sanitizer(self.config.max_value_length, redact=self.config.redact,
+                              on_repair=lambda n: self._count("repaired", n))
         self.table = SpanTable(self.config.max_open_spans, self.config.max_span_age_s,
                                self._end_evicted, sweep_in_background=True)
         self._cost = cost
@@ -155,17 +159,15 @@ class OTelHandler:
             if sid.__class__ is str:
                 self.table.touch_session(sid)  # a busy session is never aged out
             _ACTIONS[plan.action](self, plan, event)
-            if self._san.repairs:  # the sanitizer's count -> the documented outcome
-                self._outcomes["repaired"] += self._san.repairs
-                self._san.repairs = 0
         except Exception as exc:  # noqa: BLE001 - observability never raises into the bus
             self._unreadable(event, exc)
 
     def _unreadable(self, event: Any, exc: Exception) -> None:
         """The safety net: an event that raised while being read (an attribute access or a
         ``__str__`` that fails) is skipped and counted as ``rejected``, logged once."""
-        self._outcomes["rejected"] += 1
-        if self._outcomes["rejected"] == 1:
+        self._count("rejected")
+        if not self._warned_unreadable:
+            self._warned_unreadable = True
             _log.warning("llmgine_otel could not translate a %s event (counted as "
                          "'rejected'; further failures are counted silently)",
                          type(event).__name__, exc_info=exc)
@@ -211,7 +213,7 @@ class OTelHandler:
     def _now_or(self, event: Any) -> int:
         ts = event_time_ns(getattr(event, "timestamp", None))
         if ts is None:
-            self._outcomes["repaired"] += 1
+            self._count("repaired")
             return time.time_ns()
         return ts
 
@@ -329,7 +331,7 @@ class OTelHandler:
             # Another thread synthesized it first: use theirs, so the session stays one
             # trace. Ours is never ended, hence never exported.
             return self.table.get(key)
-        self._outcomes["synthetic_session"] += 1
+        self._count("synthetic_session")
         return entry
 
     # -- log records -------------------------------------------------------------------------
@@ -339,10 +341,10 @@ class OTelHandler:
         if not plan.logs:
             return
         if entry is not None and not entry.sampled and not error:
-            self._outcomes["log_sampled_out"] += 1
+            self._count("log_sampled_out")
             return
         if plan.log_rate < 1.0 and not error and self._rand.random() >= plan.log_rate:
-            self._outcomes["log_sampled_out"] += 1
+            self._count("log_sampled_out")
             return
         name = type(event).__name__
         attrs = {"llmgine.event.type": name}
@@ -366,7 +368,7 @@ class OTelHandler:
                 attributes=attrs,
                 event_name=name,
             )
-        self._produced["logs"] += 1
+        self._produce("logs")
 
     def _body(self, plan: _Plan, event: Any) -> dict[str, Any]:
         """The event's fields, safe to serialize, without payload unless captured."""
@@ -385,7 +387,7 @@ class OTelHandler:
             try:
                 v = getattr(event, name, None)
             except Exception:  # noqa: BLE001 - a property that raises
-                self._outcomes["repaired"] += 1
+                self._count("repaired")
                 continue
             if v is None:
                 continue
@@ -467,7 +469,7 @@ class OTelHandler:
             _set_attributes(span, attrs)
         span.end(max(end_ns, entry.start_ns))
         if entry.sampled:  # what the export pipeline sees
-            self._produced["spans"] += 1
+            self._produce("spans")
         return failure
 
     def _estimate_cost(self, entry: OpenSpan, attrs: dict[str, Any]) -> float | None:
@@ -481,10 +483,10 @@ class OTelHandler:
                 attrs.get("gen_ai.usage.cache_creation.input_tokens"),
                 attrs.get("gen_ai.usage.reasoning.output_tokens"))
         except LookupError:  # cost.CostNotReady: prices still loading, the call goes unpriced
-            self._outcomes["cost_unavailable"] += 1
+            self._count("cost_unavailable")
             return None
         except Exception:  # noqa: BLE001 - a price lookup never breaks telemetry
-            self._outcomes["cost_failed"] += 1
+            self._count("cost_failed")
             return None
 
     def _end_evicted(self, entry: OpenSpan, reason: str) -> None:
@@ -494,8 +496,8 @@ class OTelHandler:
         span.set_status(Status(StatusCode.ERROR, f"span not ended by its event ({reason})"))
         span.end(max(time.time_ns(), entry.start_ns))
         if entry.sampled:
-            self._produced["spans"] += 1
-        self._outcomes[reason] += 1
+            self._produce("spans")
+        self._count(reason)
 
     def end_open_spans(self, reason: str = "ended_at_shutdown") -> int:
         """End every open span (ERROR, ``llmgine.span.end_reason``); used at shutdown."""
@@ -504,7 +506,7 @@ class OTelHandler:
             try:
                 self._end_evicted(entry, reason)
             except Exception:  # noqa: BLE001
-                self._outcomes["rejected"] += 1
+                self._count("rejected")
         return len(entries)
 
     # -- actions -----------------------------------------------------------------------------
@@ -513,7 +515,7 @@ class OTelHandler:
         session = self._session(event)
         key = self._key(plan, event)
         if key is None:
-            self._outcomes["rejected"] += 1
+            self._count("rejected")
             self._emit_log(plan, event, None, ts, False)
             return
         if plan.family == "session":
@@ -521,14 +523,14 @@ class OTelHandler:
                 session = key[1]
             existing = self.table.get(key)
             if existing is not None:
-                self._outcomes["duplicate_start"] += 1
+                self._count("duplicate_start")
                 self._emit_log(plan, event, existing, ts, False)
                 return
             ctx = _ctx_of(self._remote_parent(event))
             parent = None
         else:
             if self.table.get(key) is not None or self.table.was_ended(key):
-                self._outcomes["duplicate_start" if self.table.get(key) else "late_start"] += 1
+                self._count("duplicate_start" if self.table.get(key) else "late_start")
                 self._emit_log(plan, event, None, ts, False)
                 return
             ctx, parent = self._parent(plan, event, session, ts)
@@ -544,7 +546,7 @@ class OTelHandler:
         entry: OpenSpan | None = OpenSpan(key, span, session, ts)
         entry.inherit = inherit  # type: ignore[union-attr]
         if not self.table.add(entry):  # type: ignore[arg-type]  # lost a race: first wins
-            self._outcomes["duplicate_start"] += 1
+            self._count("duplicate_start")
             entry = self.table.get(key)  # ours is never ended
         self._emit_log(plan, event, entry, ts, False)
 
@@ -552,16 +554,16 @@ class OTelHandler:
         ts = self._now_or(event)
         key = self._key(plan, event)
         if key is None:
-            self._outcomes["rejected"] += 1
+            self._count("rejected")
             self._emit_log(plan, event, None, ts, self._status(plan, event) is not None)
             return
         entry, ended_before = self.table.pop(key)
         if entry is None:
             if ended_before:
-                self._outcomes["duplicate_end"] += 1
+                self._count("duplicate_end")
                 self._emit_log(plan, event, None, ts, False)
                 return
-            self._outcomes["end_without_start"] += 1
+            self._count("end_without_start")
             entry = self._span_from_end(plan, event, key, ts)
         failure = self._finish(entry, plan, event, ts, self._attributes(plan, event))
         self._emit_log(plan, event, entry, ts, failure is not None)
@@ -598,7 +600,7 @@ class OTelHandler:
         if key is not None:
             covered = self.table.get(key)  # a start/end pair made this span (or is making it)
             if covered is not None or self.table.was_ended(key):
-                self._outcomes["duplicate_end"] += 1
+                self._count("duplicate_end")
                 self._emit_log(plan, event, covered, ts, False)
                 return
         start = self._hinted_start(event, ts)
@@ -636,7 +638,7 @@ class OTelHandler:
             attrs.update(self._attributes(plan, event))
             target.span.add_event("exception", attrs, timestamp=ts)
         else:
-            self._outcomes["exception_without_span"] += 1
+            self._count("exception_without_span")
         self._emit_log(plan, event, target, ts, True)
 
     def _do_chunk(self, plan: _Plan, event: Any) -> None:
@@ -644,7 +646,7 @@ class OTelHandler:
         key = self._key(plan, event)
         entry = self.table.get(key) if key is not None else None
         if entry is None:
-            self._outcomes["chunk_without_span"] += 1
+            self._count("chunk_without_span")
         else:
             if entry.chunks == 0:
                 entry.chunk_first_ns = ts
