@@ -262,3 +262,4 @@ def test_identity_is_exact_under_forced_thread_switches(pipeline):
     assert snap["outcomes"]["duplicate_end"] == sessions
     assert snap["exported"] == {"spans": 3 * sessions, "logs": 7 * sessions}
     assert sum(len(e.got) for e in span_ex) == 3 * sessions
+    assert sum(len(e.got) for e in log_ex) == 7 * sessions
