@@ -34,7 +34,7 @@ def histogram_views() -> list[View]:
         View(instrument_name="gen_ai.client.token.usage",
              aggregation=ExplicitBucketHistogramAggregation(TOKEN_BUCKETS)),
         View(instrument_name="gen_ai.client.operation.duration", aggregation=dur),
-        View(instrument_name="gen_ai.execute_tool.duration", aggregation=dur),
+        View(instrument_name="llmgine.tool.duration", aggregation=dur),
         View(instrument_name="llmgine.command.duration", aggregation=dur),
         View(instrument_name="gen_ai.client.operation.time_to_first_chunk",
              aggregation=ExplicitBucketHistogramAggregation(CHUNK_BUCKETS)),
@@ -92,7 +92,7 @@ class SelfStats:
 # Span attributes copied onto the metrics, per kind of span (semconv metric attributes).
 _LLM_KEYS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
              "gen_ai.response.model", "server.address", "server.port", "error.type")
-_TOOL_KEYS = ("gen_ai.operation.name", "gen_ai.tool.name", "error.type")
+_TOOL_KEYS = ("gen_ai.tool.name", "error.type")
 _COMMAND_KEYS = ("llmgine.command.type", "error.type")
 _NOT_INFERENCE = frozenset({"execute_tool", "invoke_agent", "create_agent", "invoke_workflow"})
 
@@ -116,8 +116,10 @@ class SpanMetrics:
         self.time_to_first_chunk = meter.create_histogram(
             "gen_ai.client.operation.time_to_first_chunk", unit="s",
             description="Time to receive the first chunk of a streamed response.")
+        # Not gen_ai.client.operation.duration: in the conventions v1.41.0 that requires
+        # gen_ai.provider.name, which a tool run by the application does not have.
         self.tool_duration = meter.create_histogram(
-            "gen_ai.execute_tool.duration", unit="s", description="Tool execution duration.")
+            "llmgine.tool.duration", unit="s", description="Tool execution duration.")
         self.command_duration = meter.create_histogram(
             "llmgine.command.duration", unit="s", description="llmgine command duration.")
         self.cost = meter.create_counter(
@@ -179,6 +181,11 @@ class SpanMetricsProcessor(SpanProcessor):
         return True
 
 
+# Self-metric attributes, namespaced and defined in conventions/registry/attributes.yaml.
+_HANDLER = "llmgine.observability.handler.name"
+_SIGNAL = "llmgine.observability.signal"
+
+
 class SelfMetrics:
     """The package's own counters (``SelfStats``) as observable instruments."""
 
@@ -186,27 +193,27 @@ class SelfMetrics:
         st = stats
         counters = (
             ("llmgine.observability.events", "{event}", "Events observed, per handler.",
-             lambda: st.events_by_handler, ("handler",)),
+             lambda: st.events_by_handler, (_HANDLER,)),
             ("llmgine.observability.handler.errors", "{error}",
              "Handler failures (isolated, never raised into the bus).",
-             lambda: st.handler_errors, ("handler",)),
+             lambda: st.handler_errors, (_HANDLER,)),
             ("llmgine.observability.handler.duration", "s", "Total time spent in each handler.",
-             lambda: st.handler_seconds, ("handler",)),
+             lambda: st.handler_seconds, (_HANDLER,)),
             ("llmgine.observability.dropped", "{item}",
              "Spans/log records dropped, by signal and reason.",
-             lambda: st.dropped, ("signal", "reason")),
+             lambda: st.dropped, (_SIGNAL, "llmgine.observability.drop.reason")),
             ("llmgine.observability.exported", "{item}",
-             "Spans/log records accepted by the exporter.", lambda: st.exported, ("signal",)),
+             "Spans/log records accepted by the exporter.", lambda: st.exported, (_SIGNAL,)),
             ("llmgine.observability.outcomes", "{event}",
              "Out-of-order, duplicate, repaired and rejected events.",
-             lambda: st.outcomes, ("outcome",)),
+             lambda: st.outcomes, ("llmgine.observability.outcome",)),
         )
         for name, unit, description, source, labels in counters:
             meter.create_observable_counter(name, [_observe(source, labels)], unit=unit,
                                             description=description)
         meter.create_observable_gauge(
             "llmgine.observability.queue.size",
-            [_observe(lambda: {s: f() for s, f in st.queue_size.items()}, ("signal",))],
+            [_observe(lambda: {s: f() for s, f in st.queue_size.items()}, (_SIGNAL,))],
             unit="{item}", description="Items waiting in the export queue.")
 
 

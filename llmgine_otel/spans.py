@@ -29,12 +29,13 @@ _ROOT = Context()
 
 
 class OpenSpan:
-    """A started span and what its end needs: start time, stream chunk tallies, and its
-    context (built once, reused for every child and log record)."""
+    """A started span and what its end needs: start time, stream chunk tallies, its
+    context (built once, reused for every child and log record), and the start's captured
+    content when the end's log record carries it (``mapping.Rule.log_scope``)."""
 
     __slots__ = ("_ctx", "chunk_first_ns", "chunk_gap_max_ns", "chunk_last_ns", "chunks",
-                 "family", "inherit", "key", "mono", "sampled", "sc", "session", "span",
-                 "start_ns")
+                 "content", "family", "inherit", "key", "mono", "sampled", "sc", "session",
+                 "span", "start_ns")
 
     def __init__(self, key: Key, span: Any, session: str | None, start_ns: int) -> None:
         self.key = key
@@ -52,6 +53,7 @@ class OpenSpan:
         self.chunk_gap_max_ns = 0
         self.inherit: Mapping[str, Any] | None = None
         """Attributes this span's children carry too (``span_attributes``)."""
+        self.content: dict[str, Any] | None = None
 
     @property
     def ctx(self) -> Context:

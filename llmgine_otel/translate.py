@@ -41,7 +41,7 @@ from llmgine_otel.fields import (
     parse_traceparent,
     trace_state,
 )
-from llmgine_otel.mapping import DEFAULT_RULE, MAPPING, Rule
+from llmgine_otel.mapping import DEFAULT_RULE, MAPPING, Rule, held_content_families
 from llmgine_otel.metrics import SelfStats, SpanMetrics, SpanMetricsProcessor
 from llmgine_otel.span_attributes import current_span_attributes
 from llmgine_otel.span_factory import DirectSpan, span_factory
@@ -55,14 +55,16 @@ _NO_SESSION = frozenset({"", "BUS", "None"})
 _ID_FIELDS = frozenset({"event_id", "session_id", "timestamp", "command_id", "call_id",
                         "tool_call_id", "invocation_id", "agent_id"})
 _KINDS = {"INTERNAL": SpanKind.INTERNAL, "CLIENT": SpanKind.CLIENT, "SERVER": SpanKind.SERVER}
+_HELD_FAMILIES = held_content_families()
 
 class _Plan:
     """One compiled rule: getters resolved, flags decided, the action bound."""
 
-    __slots__ = ("action", "attrs", "body_fields", "content", "content_keys", "error_get",
-                 "error_type_get", "exc_get", "family", "key_get", "kind", "log_rate", "logs",
-                 "message_get", "name_get", "own", "parent_families", "parents",
-                 "payload_nested", "payload_top", "rule", "scope_get", "success_get")
+    __slots__ = ("action", "attrs", "body_fields", "content", "content_in_body", "content_keys",
+                 "error_get", "error_type_get", "exc_get", "family", "hold_content", "key_get",
+                 "kind", "log_event", "log_rate", "logs", "message_get", "name_get", "own",
+                 "parent_families", "parents", "payload_nested", "payload_top", "rule",
+                 "scope_get", "span_content_names", "span_record", "success_get")
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
@@ -86,6 +88,15 @@ class _Plan:
         self.error_type_get = compile_path(st.error_type) if st.error_type else None
         self.exc_get = compile_path(rule.exception) if rule.exception else None
         self.payload_top = frozenset(p for p in rule.payload if "." not in p)
+        self.log_event = rule.log_event
+        # log_scope "span": the record also carries the span's attributes and the content of
+        # the span's start (held on the open span) and end, as structured attributes.
+        self.span_record = rule.log_scope == "span"
+        self.hold_content = rule.action == "start" and rule.family in _HELD_FAMILIES
+        self.content_in_body = not (self.span_record or self.hold_content)
+        starts = [r for r in MAPPING if r.family == rule.family and r.action == "start"]
+        self.span_content_names = frozenset(
+            c.name for r in (*starts, rule) for c in r.content) if self.span_record else frozenset()
         self.payload_nested = tuple(tuple(p.split(".")) for p in rule.payload if "." in p)
         self.logs = True
         self.log_rate = 1.0
@@ -236,7 +247,22 @@ class OTelHandler:
             key = f"{scope if isinstance(scope, str) else safe_str(scope)}/{key}"
         return (plan.family, key)
 
-    def _attributes(self, plan: _Plan, event: Any) -> dict[str, Any]:
+    def _captured(self, plan: _Plan, event: Any) -> dict[str, Any]:
+        """The rule's content, converted and sanitized (redaction hook, bounds, scrubbing)."""
+        out: dict[str, Any] = {}
+        for name, get, shape in plan.content:
+            v = get(event)
+            if v is None:
+                continue
+            if shape == "messages":
+                v = to_semconv_messages(v)
+            v = self._san.content(name, v)
+            if v is not None:
+                out[name] = v
+        return out
+
+    def _attributes(self, plan: _Plan, event: Any,
+                    captured: dict[str, Any] | None = None) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
         coerce = self._san.attribute
         for name, get, kind in plan.attrs:
@@ -249,16 +275,11 @@ class OTelHandler:
             v = coerce(v, kind)
             if v is not None:
                 attrs[name] = v
-        if self._capture.on_span:
-            for name, get, shape in plan.content:
-                v = get(event)
-                if v is None:
-                    continue
-                if shape == "messages":
-                    v = to_semconv_messages(v)
-                v = self._san.content(name, v)
-                if v is not None:
-                    attrs[name] = v if isinstance(v, str) else self._san.json(v)
+        if self._capture.on_span and plan.content:
+            if captured is None:
+                captured = self._captured(plan, event)
+            for name, v in captured.items():
+                attrs[name] = v if isinstance(v, str) else self._san.json(v)
         return attrs
 
     def _parent(self, plan: _Plan, event: Any, session: str | None, ts: int
@@ -336,8 +357,9 @@ class OTelHandler:
 
     # -- log records -------------------------------------------------------------------------
     def _emit_log(self, plan: _Plan, event: Any, entry: OpenSpan | None, ts: int,
-                  error: bool) -> None:
-        """The event's log record, correlated to ``entry``'s span (if any)."""
+                  error: bool, captured: dict[str, Any] | None = None) -> None:
+        """The event's log record, correlated to ``entry``'s span (if any). ``captured``: the
+        event's content, when already made for the span."""
         if not plan.logs:
             return
         if entry is not None and not entry.sampled and not error:
@@ -346,12 +368,14 @@ class OTelHandler:
         if plan.log_rate < 1.0 and not error and self._rand.random() >= plan.log_rate:
             self._count("log_sampled_out")
             return
-        name = type(event).__name__
-        attrs = {"llmgine.event.type": name}
+        attrs: dict[str, Any] = {"llmgine.event.type": type(event).__name__}
         sid = getattr(event, "session_id", None)
         if isinstance(sid, str) and sid:
             attrs["llmgine.session.id"] = sid if len(sid) <= 256 and sid.isascii() \
                 else self._san.attribute(sid, "str")
+        if plan.span_record and entry is not None:
+            self._span_record_attributes(plan, event, entry, attrs, captured)
+        name = plan.log_event
         sink = self.log_sink
         if sink is not None:  # configure(): finished records straight into the batch queue
             sc = entry.sc if entry is not None else INVALID_SPAN_CONTEXT
@@ -370,10 +394,23 @@ class OTelHandler:
             )
         self._produce("logs")
 
+    def _span_record_attributes(self, plan: _Plan, event: Any, entry: OpenSpan,
+                                attrs: dict[str, Any], captured: dict[str, Any] | None) -> None:
+        """A ``log_scope="span"`` record: the span's attributes (minus span-only content) and,
+        with capture on events, the start's held content and this event's, structured."""
+        names = plan.span_content_names
+        for k, v in (getattr(entry.span, "attributes", None) or {}).items():
+            if k not in names:
+                attrs[k] = v
+        if self._capture.on_event:
+            if entry.content:
+                attrs.update(entry.content)
+            attrs.update(captured if captured is not None else self._captured(plan, event))
+
     def _body(self, plan: _Plan, event: Any) -> dict[str, Any]:
         """The event's fields, safe to serialize, without payload unless captured."""
         san = self._san
-        full = self._capture.on_event
+        full = self._capture.on_event and plan.content_in_body
         body: dict[str, Any] = {}
         names = plan.body_fields
         if names is None:
@@ -536,16 +573,21 @@ class OTelHandler:
             ctx, parent = self._parent(plan, event, session, ts)
             if parent is None and session is not None:  # an app's span, or remote
                 parent = self.table.get(("session", session))
-        attrs = self._attributes(plan, event)
+        captured = self._captured(plan, event) if plan.content and (
+            self._capture.on_span or (plan.hold_content and self._capture.on_event)) else None
+        attrs = self._attributes(plan, event, captured)
         inherit = _inherited(parent)
         if inherit:
             attrs = {**inherit, **attrs}
         name = plan.name_get(event) if plan.name_get else plan.family
         span = self._start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
                                        start_time=ts)
-        entry: OpenSpan | None = OpenSpan(key, span, session, ts)
-        entry.inherit = inherit  # type: ignore[union-attr]
-        if not self.table.add(entry):  # type: ignore[arg-type]  # lost a race: first wins
+        new = OpenSpan(key, span, session, ts)
+        new.inherit = inherit
+        if plan.hold_content and self._capture.on_event and captured:
+            new.content = captured  # for the end's record
+        entry: OpenSpan | None = new
+        if not self.table.add(new):  # lost a race: first wins
             self._count("duplicate_start")
             entry = self.table.get(key)  # ours is never ended
         self._emit_log(plan, event, entry, ts, False)
@@ -565,8 +607,10 @@ class OTelHandler:
                 return
             self._count("end_without_start")
             entry = self._span_from_end(plan, event, key, ts)
-        failure = self._finish(entry, plan, event, ts, self._attributes(plan, event))
-        self._emit_log(plan, event, entry, ts, failure is not None)
+        captured = self._captured(plan, event) if plan.content and (
+            self._capture.on_span or (plan.span_record and self._capture.on_event)) else None
+        failure = self._finish(entry, plan, event, ts, self._attributes(plan, event, captured))
+        self._emit_log(plan, event, entry, ts, failure is not None, captured)
 
     def _span_from_end(self, plan: _Plan, event: Any, key: tuple[str, str], ts: int
                        ) -> OpenSpan:

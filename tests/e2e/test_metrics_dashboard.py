@@ -103,7 +103,7 @@ def _wait_families(col: RunningCollector, names: set[str], timeout: float = 30) 
 
 
 GENAI = {"gen_ai_client_token_usage", "gen_ai_client_operation_duration_seconds",
-         "gen_ai_execute_tool_duration_seconds", "llmgine_command_duration_seconds",
+         "llmgine_tool_duration_seconds", "llmgine_command_duration_seconds",
          "llmgine_cost_USD", "llmgine_observability_dropped"}
 
 
@@ -124,7 +124,7 @@ def test_the_collector_serves_the_genai_metrics_as_valid_prometheus_text(collect
     durations = labels("gen_ai_client_operation_duration_seconds")
     assert {d.get("error_type", "") for d in durations} == {"", "ContextWindowExceededError"}
     tools = {(t["gen_ai_tool_name"], t.get("error_type", ""))
-             for t in labels("gen_ai_execute_tool_duration_seconds")}
+             for t in labels("llmgine_tool_duration_seconds")}
     assert tools == {("get_weather", ""), ("get_stock_price", "ConnectionError")}
     commands = {(c["llmgine_command_type"], c.get("error_type", ""))
                 for c in labels("llmgine_command_duration_seconds")}
@@ -135,8 +135,9 @@ def test_the_collector_serves_the_genai_metrics_as_valid_prometheus_text(collect
     dropped = [s for s in fams["llmgine_observability_dropped"].samples
                if s.name.endswith("_total")]
     assert dropped and all(s.labels["job"] == "llmgine-overflow" for s in dropped)
-    assert {s.labels["signal"] for s in dropped} <= {"spans", "logs"}
-    assert sum(s.value for s in dropped) > 0 and all(s.labels["reason"] for s in dropped)
+    assert {s.labels["llmgine_observability_signal"] for s in dropped} <= {"spans", "logs"}
+    assert sum(s.value for s in dropped) > 0 and all(
+        s.labels["llmgine_observability_drop_reason"] for s in dropped)
 
 
 @pytest.fixture(scope="module")

@@ -95,11 +95,13 @@ async def test_demo_span_tree_and_logs(otel: Otel) -> None:
     assert tools_call.end_time <= weather.start_time  # type: ignore[operator]
 
     logs = otel.logs()
-    names = Counter(r.event_name for r in logs)
-    assert names["CommandStartedEvent"] == 2 and names["CommandResultEvent"] == 2
-    assert names["LLMCallStartedEvent"] == 3 and names["ToolExecutionStartedEvent"] == 2
-    assert names["ToolExecutionFinishedEvent"] == 2
-    tool_log = next(r for r in logs if r.event_name == "ToolExecutionFinishedEvent"
+    names = Counter(r.event_name for r in logs)  # the registry's events (mapping.md)
+    assert names["llmgine.command.start"] == 2 and names["llmgine.command.result"] == 2
+    assert names["llmgine.llm.call.start"] == 3
+    assert names["gen_ai.client.inference.operation.details"] == 3
+    assert names["llmgine.tool.execution.start"] == 2
+    assert names["llmgine.tool.execution.end"] == 2
+    tool_log = next(r for r in logs if r.event_name == "llmgine.tool.execution.end"
                     and r.span_id == stock.context.span_id)
     assert tool_log.span_id == stock.context.span_id
     assert tool_log.trace_id == session.context.trace_id

@@ -175,12 +175,14 @@ def test_tool_agent_app_is_traced_with_no_code(tmp_path: Path, transport: str) -
     check_whole_tree(spans, server, transport)
     # The calls and tool runs were published on the bus: their log records are there,
     # correlated to their spans.
-    names = Counter(r.event_name for r in logs)
-    assert names["LLMCallStartedEvent"] == names["LLMCallFinishedEvent"] == 6
-    assert names["ToolExecutionStartedEvent"] == names["ToolExecutionFinishedEvent"] == 3
+    names = Counter(r.event_name for r in logs)  # the registry's events (mapping.md)
+    assert names["llmgine.llm.call.start"] == 6
+    assert names["gen_ai.client.inference.operation.details"] == 6
+    assert names["llmgine.tool.execution.start"] == names["llmgine.tool.execution.end"] == 3
     ids = by_id(spans)
     for r in logs:
-        if r.event_name.startswith(("LLMCall", "ToolExecution")):
+        if r.event_name.startswith(("llmgine.llm.call", "gen_ai.client",
+                                    "llmgine.tool.execution")):
             assert ids[r.span_id].name.startswith(("chat", "embeddings", "execute_tool"))
 
 

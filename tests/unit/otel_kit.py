@@ -40,6 +40,12 @@ def ns(seconds: float) -> int:
     return int((T0 + timedelta(seconds=seconds)).timestamp() * 1_000_000) * 1000
 
 
+def etype(record: Any) -> str:
+    """The class name of the bus event a log record was made from (``llmgine.event.type``);
+    the record's ``event_name`` is the registry event its mapping rule names."""
+    return str((record.attributes or {}).get("llmgine.event.type", ""))
+
+
 class Harness:
     """An OTelHandler with in-memory span/log exporters and a metric reader."""
 
@@ -80,9 +86,10 @@ class Harness:
     def logs(self) -> list[Any]:
         return [d.log_record for d in self.log_exporter.get_finished_logs()]
 
-    def log(self, event_name: str) -> Any:
-        found = [r for r in self.logs() if r.event_name == event_name]
-        assert len(found) == 1, (event_name, [r.event_name for r in self.logs()])
+    def log(self, event_type: str) -> Any:
+        """The one log record made from an event of class ``event_type``."""
+        found = [r for r in self.logs() if etype(r) == event_type]
+        assert len(found) == 1, (event_type, [etype(r) for r in self.logs()])
         return found[0]
 
     def all_text(self) -> str:

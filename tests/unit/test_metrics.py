@@ -53,8 +53,11 @@ def test_genai_histograms_with_spec_buckets(pipeline):
     assert by_error[None].sum == 0.5 and by_error["TimeoutError"].sum == 0.25
     for p in duration:
         assert list(p.explicit_bounds) == DURATION_BUCKETS
-    (tool,) = _points(tel, "gen_ai.execute_tool.duration")
-    assert tool.attributes["gen_ai.tool.name"] == "get_weather"
+    (tool,) = _points(tel, "llmgine.tool.duration")
+    assert dict(tool.attributes) == {"gen_ai.tool.name": "get_weather"}
+    assert list(tool.explicit_bounds) == DURATION_BUCKETS
+    assert not [p for p in duration if p.attributes.get("gen_ai.operation.name")
+                == "execute_tool"]  # tools are not GenAI client operations here
     (cmd,) = _points(tel, "llmgine.command.duration")
     assert cmd.sum == 2.0 and list(cmd.explicit_bounds) == DURATION_BUCKETS
 
@@ -67,16 +70,18 @@ def test_prometheus_text_has_self_metrics(pipeline):
         tel.observe_event(command_started("BUS", f"c{i}", 1))
         tel.observe_event(command_result("BUS", f"c{i}", 2))
     samples = _samples(tel.prometheus_text())
-    assert samples[("llmgine_observability_events_total", ("handler", "otel"))] == 40
-    assert samples[("llmgine_observability_events_total", ("handler", "broken"))] == 40
-    assert samples[("llmgine_observability_handler_errors_total", ("handler", "broken"))] == 40
+    handler = "llmgine_observability_handler_name"  # namespaced: conventions/registry
+    assert samples[("llmgine_observability_events_total", (handler, "otel"))] == 40
+    assert samples[("llmgine_observability_events_total", (handler, "broken"))] == 40
+    assert samples[("llmgine_observability_handler_errors_total", (handler, "broken"))] == 40
     assert samples[("llmgine_observability_handler_duration_seconds_total",
-                    ("handler", "otel"))] > 0
+                    (handler, "otel"))] > 0
     dropped = [v for (name, *labels), v in samples.items()
                if name == "llmgine_observability_dropped_total"
-               and ("reason", "queue_full_drop_oldest") in labels]
+               and ("llmgine_observability_drop_reason", "queue_full_drop_oldest") in labels]
     assert dropped and sum(dropped) > 0
-    assert samples[("llmgine_observability_queue_size", ("signal", "spans"))] <= 2
+    assert samples[("llmgine_observability_queue_size",
+                    ("llmgine_observability_signal", "spans"))] <= 2
     assert not any(n.startswith("gen_ai_client_operation_duration") for n, *_ in samples)
     gate.open.set()
     tel.force_flush()
