@@ -17,7 +17,11 @@
 #                                               with a manifest (name `otel`)
 # The model is unpacked into <cache>/semconv-<sha256 of the tarball>/semconv-v1.41.0/model, and
 # Weaver runs in <cache>/semconv-<sha>/, where conventions/registry/manifest.yaml's dependency
-# path `semconv-v1.41.0/model` points. LLMGINE_WEAVER_BIN uses a prebuilt weaver instead.
+# path `semconv-v1.41.0/model` points. The tarball's manifest.yaml uses the deprecated v1
+# syntax (semconv_version + schema_base_url: a warning on every check); it is replaced by the
+# same registry's manifest in the current syntax (schema_url
+# https://opentelemetry.io/schemas/1.41.0, the conventions' published schema URL).
+# LLMGINE_WEAVER_BIN uses a prebuilt weaver instead.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${LLMGINE_WEAVER_TOOLS:-/work/shared/tools/weaver}"
@@ -25,6 +29,9 @@ CACHE="${LLMGINE_OTEL_CACHE:-$HOME/.cache/llmgine-otel}"
 MODEL_TGZ="$TOOLS/semconv-model-v1.41.0.tar.gz"
 
 die() { echo "weaver.sh: $*" >&2; exit 1; }
+[ -d "$TOOLS" ] || die "the Weaver tools folder $TOOLS is missing: it should hold \
+build-weaver.sh, weaver-src-*.tar.gz and semconv-model-v1.41.0.tar.gz (see this script's \
+header); set LLMGINE_WEAVER_TOOLS to where they are"
 
 weaver_bin() {
   if [ -n "${LLMGINE_WEAVER_BIN:-}" ]; then
@@ -45,7 +52,7 @@ workdir() {
   [ -f "$MODEL_TGZ" ] || die "no conventions model at $MODEL_TGZ (set LLMGINE_WEAVER_TOOLS)"
   local key dir
   key=$(sha256sum "$MODEL_TGZ" | cut -c1-16)
-  dir="$CACHE/semconv-$key"
+  dir="$CACHE/semconv-$key-m2"  # -m2: with the rewritten manifest
   if [ ! -f "$dir/semconv-v1.41.0/model/manifest.yaml" ]; then
     mkdir -p "$CACHE"
     local tmp
@@ -53,6 +60,9 @@ workdir() {
     mkdir -p "$tmp/semconv-v1.41.0"
     tar -xzf "$MODEL_TGZ" -C "$tmp/semconv-v1.41.0"
     [ -f "$tmp/semconv-v1.41.0/model/manifest.yaml" ] || die "$MODEL_TGZ holds no model/manifest.yaml"
+    printf '%s\n' "schema_url: https://opentelemetry.io/schemas/1.41.0" \
+      "description: OpenTelemetry Semantic Conventions" "stability: development" \
+      > "$tmp/semconv-v1.41.0/model/manifest.yaml"
     rm -rf "$dir"; mv "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"  # another run may have won
   fi
   echo "$dir"

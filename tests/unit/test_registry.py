@@ -1,7 +1,8 @@
 """conventions/registry (the llmgine.* semantic-convention registry) and the code agree: every
 llmgine.* attribute, log event and metric the package emits is defined there with the type,
-instrument and unit it is emitted with, and the registry defines nothing the package does not
-emit. (Weaver itself checks the registry and the live telemetry: tests/e2e/test_semconv.py.)"""
+instrument and unit it is emitted with, the registry defines nothing the package does not
+emit, and otel.yaml names what the package takes from the OpenTelemetry conventions.
+(Weaver itself checks the registry and the live telemetry: tests/e2e/test_semconv.py.)"""
 
 from __future__ import annotations
 
@@ -75,10 +76,28 @@ def _registry_type(attr: dict[str, Any]) -> str:
     return "string" if isinstance(t, dict) else t  # enums here are string enums
 
 
+def _otel() -> dict[str, Any]:
+    return yaml.safe_load((REGISTRY / "otel.yaml").read_text(encoding="utf-8"))
+
+
+def test_opentelemetry_names_used_are_the_ones_taken_from_the_dependency():
+    """otel.yaml lists what the package takes from the OpenTelemetry conventions: every
+    non-llmgine attribute a mapping rule sets is referenced there, and its imported metrics
+    and events are exactly the ones the mapping records."""
+    otel = _otel()
+    refs = {a["ref"] for g in otel["groups"] for a in g["attributes"]}
+    used = {a.name for r in mapping.MAPPING for a in r.attributes}
+    used |= {c.name for r in mapping.MAPPING for c in r.content}
+    assert {n for n in used if not n.startswith("llmgine.")} <= refs
+    assert not {n for n in refs if n.startswith("llmgine.")}
+    assert set(otel["imports"]["metrics"]) == {
+        m for r in mapping.MAPPING for m in r.metrics if not m.startswith("llmgine.")}
+
+
 def test_manifest_declares_the_opentelemetry_conventions_as_its_dependency():
     manifest = yaml.safe_load((REGISTRY / "manifest.yaml").read_text(encoding="utf-8"))
     (dep,) = manifest["dependencies"]
-    assert dep["schema_url"] == "https://opentelemetry.io/schemas/v1.41.0"
+    assert dep["schema_url"] == "https://opentelemetry.io/schemas/1.41.0"
     assert dep["registry_path"] == "semconv-v1.41.0/model"  # where scripts/weaver.sh unpacks it
 
 
@@ -187,7 +206,7 @@ def test_every_log_event_is_a_registry_event(emitted: Any):
     named = {r.log_event for r in (*mapping.MAPPING, mapping.DEFAULT_RULE)}
     ours = {n for n in named if n.startswith("llmgine.")}
     assert ours == set(events), "events.yaml and the mapping's log_event names differ"
-    assert named - ours == {"gen_ai.client.inference.operation.details"}
+    assert named - ours == set(_otel()["imports"]["events"])
     seen = {r.event_name for r in emitted.logs()}
     assert seen == named, "every rule's event was emitted, and no other name"
     for r in emitted.logs():
