@@ -500,8 +500,9 @@ Every event becomes one LogRecord, correlated to the span it started, ended or t
 `conventions/registry/events.yaml` (`llmgine.*`) or in the OpenTelemetry GenAI conventions
 (`gen_ai.*`); attributes `llmgine.event.type` (the event class name) and
 `llmgine.session.id`; body = the event's fields made safe to serialize (None and empty dicts
-left out), minus the fields in *Body leaves out* unless content capture reaches events.
-Severity ERROR when the event reports a failure, else INFO.
+left out), minus the fields in *Body leaves out* unless content capture reaches events
+(content that *Also carries* puts in attributes is never in a body). Severity ERROR when the
+event reports a failure, else INFO.
 """
 
 FINDINGS = """
