@@ -32,8 +32,10 @@ def test_genai_histograms_with_spec_buckets(pipeline):
     tel, gate, _, _ = pipeline(queue_size=1000)
     gate.open.set()
     for e in (session_start("s1", 0), command_started("s1", "c1", 1),
-              llm_started("s1", "L1", 1.0, model="gpt-4o", provider="openai"),
-              llm_finished("s1", "L1", 1.5, input_tokens=120, output_tokens=30),
+              llm_started("s1", "L1", 1.0, model="gpt-4o", provider="openai",
+                          server_address="api.openai.com", server_port=443),
+              llm_finished("s1", "L1", 1.5, input_tokens=120, output_tokens=30,
+                           response_model="gpt-4o-2024-08-06"),
               llm_started("s1", "L2", 2.0, model="gpt-4o", provider="openai"),
               llm_finished("s1", "L2", 2.25, error=TimeoutError("slow")),
               tool_result("s1", "t1", 2.5), command_result("s1", "c1", 3)):
@@ -51,6 +53,12 @@ def test_genai_histograms_with_spec_buckets(pipeline):
     assert len(duration) == 2
     by_error = {p.attributes.get("error.type"): p for p in duration}
     assert by_error[None].sum == 0.5 and by_error["TimeoutError"].sum == 0.25
+    # The conventions' recommended attributes, carried from the span when known.
+    for p in (*usage, by_error[None]):
+        assert p.attributes["gen_ai.response.model"] == "gpt-4o-2024-08-06"
+        assert p.attributes["server.address"] == "api.openai.com"
+        assert p.attributes["server.port"] == 443
+    assert "server.address" not in by_error["TimeoutError"].attributes  # L2 gave none
     for p in duration:
         assert list(p.explicit_bounds) == DURATION_BUCKETS
     (tool,) = _points(tel, "llmgine.tool.duration")
