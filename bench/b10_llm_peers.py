@@ -44,7 +44,7 @@ from typing import Any
 from bench import summary
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("none", "ours", "openinference", "openllmetry", "litellm-otel")
+VARIANTS = ("none", "ours", "ours-spans", "openinference", "openllmetry", "litellm-otel")
 KINDS = ("acompletion", "astream", "completion", "mock_acompletion", "mock_astream")
 PEERS = ("openinference", "openllmetry", "litellm-otel")
 # Each variant's own environment on top of the common one (the coordinator's environment
@@ -52,6 +52,9 @@ PEERS = ("openinference", "openllmetry", "litellm-otel")
 VARIANT_ENV = {
     "none": {},
     "ours": {"OTEL_EXPORTER_OTLP_ENDPOINT": "{endpoint}"},
+    # Like for like with the span-only peers: no log records, no metrics.
+    "ours-spans": {"OTEL_EXPORTER_OTLP_ENDPOINT": "{endpoint}", "LLMGINE_OTEL_LOGS": "false",
+                   "LLMGINE_OTEL_METRICS": "false"},
     "openinference": {},
     "openllmetry": {},
     "litellm-otel": {"OTEL_EXPORTER": "otlp_grpc", "OTEL_ENDPOINT": "{endpoint}"},
@@ -60,8 +63,8 @@ QUIET = {"LLMGINE_OBSERVABILITY_QUEUE_SIZE": "200000", "OTEL_BSP_MAX_EXPORT_BATC
          "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "200000", "OTEL_BSP_SCHEDULE_DELAY": "600000",
          "OTEL_BLRP_SCHEDULE_DELAY": "600000"}
 # Calls per variant per round, by kind (the mock kinds are cheap and the steadiest).
-CALLS = {"acompletion": 30, "astream": 15, "completion": 30, "mock_acompletion": 60,
-         "mock_astream": 30}
+CALLS = {"acompletion": 15, "astream": 8, "completion": 15, "mock_acompletion": 30,
+         "mock_astream": 15}
 _SCRUB = ("OTEL_", "LLMGINE_OTEL_", "LLMGINE_OBSERVABILITY_", "TRACELOOP_", "OPENINFERENCE_",
           "LITELLM_OTEL_", "OPENAI_", "DISABLE_AIOHTTP_TRANSPORT", "USE_OTEL_")
 
@@ -223,13 +226,28 @@ def _stats(walls: dict[str, list[float]], per_round: dict[str, list[float]],
     return out
 
 
+def _whole_run(totals: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Whole-process CPU per call over the run (every kind, every export, idle time
+    between turns; the variants' processes lived equally long), and overhead vs none."""
+    out: dict[str, Any] = {}
+    base = totals["none"]["cpu_ns"] / totals["none"]["calls"] / 1e3 if "none" in totals \
+        else None
+    for v, t in totals.items():
+        per_call = t["cpu_ns"] / t["calls"] / 1e3
+        out[v] = {"cpu_us_per_call": per_call, "calls": t["calls"],
+                  "cpu_s": t["cpu_ns"] / 1e9, "threads": t["threads"],
+                  "overhead_us_per_call": None if base is None or v == "none"
+                  else per_call - base}
+    return out
+
+
 def _vs_peers(res: dict[str, Any]) -> dict[str, Any]:
     """Ours against the best peer per kind: overheads (wall, CPU) and their ratio."""
     out = {}
     for kind, rows in res.items():
         if "ours" not in rows:
             continue
-        peers = [p for p in PEERS if p in rows]
+        peers = [p for p in PEERS if p in rows]  # ours-spans is ours, not a peer
         if not peers:
             continue
         best_wall = min(peers, key=lambda p: rows[p]["overhead_us"])
@@ -283,6 +301,8 @@ def measure(rounds: int, n: dict[str, int], profile_n: int,
                         cpu[kind][v].append(res["cpu_ns"] / 1e3 / n[kind])
                         loop_cpu[kind][v].append(res["loop_thread_cpu_ns"] / 1e3 / n[kind])
             out["measure_s"] = time.monotonic() - t_start
+            totals = {v: workers[v].ask(op="totals") for v in variants}
+            out["whole_run"] = _whole_run(totals)
             if profile_n and "ours" in workers:
                 # Export on: the CPU the export threads spend per call. Then a worker whose
                 # export threads stay idle (queues and batches larger than the run, a
@@ -309,7 +329,7 @@ def measure(rounds: int, n: dict[str, int], profile_n: int,
 def run(quick: bool, collector: bool) -> dict[str, Any]:
     if not collector:
         return {"not_measured": "needs --collector"}
-    rounds, scale, profile_n = (3, 0.34, 30) if quick else (12, 1.0, 200)
+    rounds, scale, profile_n = (4, 0.5, 30) if quick else (24, 1.0, 200)
     n = {k: max(3, round(v * scale)) for k, v in CALLS.items()}
     only = os.environ.get("BENCH_LLM_VARIANTS")
     variants = tuple(v.strip() for v in only.split(",")) if only else VARIANTS
