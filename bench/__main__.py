@@ -175,10 +175,13 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 rows.append(("10 llm peers", f"[{kind}] {v} us/call wall", _m(s["wall_us"]),
                              f"{extra}cpu us/call {_m(s['cpu_us_per_call'])}{cpu_ovh}"))
         for v, s in r.get("whole_run", {}).items():
-            ovh = s["overhead_us_per_call"]
+            ovh, ovh2 = s["overhead_us_per_call"], s["overhead_us_per_call_less_idle"]
             rows.append(("10 llm peers", f"[whole run] {v} cpu us/call, all threads",
                          f"{s['cpu_us_per_call']:,.0f}",
-                         "" if ovh is None else f"overhead {ovh:+,.0f} us/call"))
+                         ("" if ovh is None else f"overhead {ovh:+,.0f} us/call; ") +
+                         f"idle {s['idle_cpu_ms_per_s']:.1f} ms/s; less idle "
+                         f"{s['cpu_us_per_call_less_idle']:,.0f}" +
+                         ("" if ovh2 is None else f", overhead {ovh2:+,.0f}")))
         for kind, s in r.get("ours_vs_best_peer", {}).items():
             w, c = s["wall_overhead_ours_over_best_peer"], s["cpu_overhead_ours_over_best_peer"]
             rows.append(("10 llm peers", f"[{kind}] ours / best peer overhead",

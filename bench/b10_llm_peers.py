@@ -62,6 +62,7 @@ VARIANT_ENV = {
 QUIET = {"LLMGINE_OBSERVABILITY_QUEUE_SIZE": "200000", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "200000",
          "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "200000", "OTEL_BSP_SCHEDULE_DELAY": "600000",
          "OTEL_BLRP_SCHEDULE_DELAY": "600000"}
+IDLE_S = 8.0
 # Calls per variant per round, by kind (the mock kinds are cheap and the steadiest).
 CALLS = {"acompletion": 15, "astream": 8, "completion": 15, "mock_acompletion": 30,
          "mock_astream": 15}
@@ -226,18 +227,25 @@ def _stats(walls: dict[str, list[float]], per_round: dict[str, list[float]],
     return out
 
 
-def _whole_run(totals: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Whole-process CPU per call over the run (every kind, every export, idle time
-    between turns; the variants' processes lived equally long), and overhead vs none."""
+def _whole_run(totals: dict[str, dict[str, Any]], idle: dict[str, dict[str, Any]]
+               ) -> dict[str, Any]:
+    """Whole-process CPU per call over the run (every kind, every export, and the idle
+    time between turns: the variants' processes lived equally long), overhead vs none;
+    and the same without the idle cost (CPU per idle second x the run's wall time)."""
     out: dict[str, Any] = {}
-    base = totals["none"]["cpu_ns"] / totals["none"]["calls"] / 1e3 if "none" in totals \
-        else None
     for v, t in totals.items():
-        per_call = t["cpu_ns"] / t["calls"] / 1e3
-        out[v] = {"cpu_us_per_call": per_call, "calls": t["calls"],
-                  "cpu_s": t["cpu_ns"] / 1e9, "threads": t["threads"],
-                  "overhead_us_per_call": None if base is None or v == "none"
-                  else per_call - base}
+        idle_rate = idle[v]["cpu_ns"] / idle[v]["wall_ns"]
+        busy_ns = t["cpu_ns"] - idle_rate * t["wall_ns"]
+        out[v] = {"cpu_us_per_call": t["cpu_ns"] / t["calls"] / 1e3, "calls": t["calls"],
+                  "cpu_s": t["cpu_ns"] / 1e9, "wall_s": t["wall_ns"] / 1e9,
+                  "threads": t["threads"], "idle_cpu_ms_per_s": idle_rate * 1e3,
+                  "cpu_us_per_call_less_idle": busy_ns / t["calls"] / 1e3}
+    for v, row in out.items():
+        none = out.get("none")
+        row["overhead_us_per_call"] = None if none is None or v == "none" else \
+            row["cpu_us_per_call"] - none["cpu_us_per_call"]
+        row["overhead_us_per_call_less_idle"] = None if none is None or v == "none" else \
+            row["cpu_us_per_call_less_idle"] - none["cpu_us_per_call_less_idle"]
     return out
 
 
@@ -302,7 +310,8 @@ def measure(rounds: int, n: dict[str, int], profile_n: int,
                         loop_cpu[kind][v].append(res["loop_thread_cpu_ns"] / 1e3 / n[kind])
             out["measure_s"] = time.monotonic() - t_start
             totals = {v: workers[v].ask(op="totals") for v in variants}
-            out["whole_run"] = _whole_run(totals)
+            idle = {v: workers[v].ask(op="idle", s=IDLE_S) for v in variants}
+            out["whole_run"] = _whole_run(totals, idle)
             if profile_n and "ours" in workers:
                 # Export on: the CPU the export threads spend per call. Then a worker whose
                 # export threads stay idle (queues and batches larger than the run, a

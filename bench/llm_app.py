@@ -427,6 +427,15 @@ async def main_async(a: argparse.Namespace) -> int:
         cmd = json.loads(line)
         if cmd["op"] == "round":
             out = await run_round(app, cmd["kind"], cmd["n"])
+        elif cmd["op"] == "idle":
+            # What the process costs doing nothing (export threads, metric readers, gRPC
+            # channels waking up): part of the whole-run figure that no call causes.
+            await app.settle()
+            flush()
+            c0, t0 = time.process_time_ns(), time.perf_counter_ns()
+            await asyncio.sleep(cmd["s"])
+            out = {"cpu_ns": time.process_time_ns() - c0,
+                   "wall_ns": time.perf_counter_ns() - t0}
         elif cmd["op"] == "totals":
             # Whole process since ready: every call, every export (spans and logs flushed,
             # metrics collected and exported), and what the idle process did between turns.
