@@ -8,6 +8,8 @@ globally), all exporting OTLP/gRPC to the same real Collector:
 - ``none``: no instrumentation;
 - ``ours``: this package's zero-code path (``LLMgineInstrumentor().instrument()`` with
   OTEL_EXPORTER_OTLP_ENDPOINT set): spans, log records and metrics, as shipped;
+- ``ours-spans``: the same with LLMGINE_OTEL_LOGS=false and LLMGINE_OTEL_METRICS=false (like
+  for like with the span-only peers);
 - ``openinference``: openinference-instrumentation-litellm on a plain SDK TracerProvider
   (BatchSpanProcessor, OTLP gRPC exporter);
 - ``openllmetry``: OpenLLMetry's opentelemetry-instrumentation-litellm on the same, plus a
@@ -17,12 +19,14 @@ globally), all exporting OTLP/gRPC to the same real Collector:
 
 Every variant runs at its defaults (content capture included: what a user gets). The
 variants' processes stay up and are driven in rounds: in each round, for each kind of call
-(``acompletion``, ``astream``, ``completion``), every variant makes ``n`` calls in turn, in an
-order that rotates from round to round, so all of them sample the same moments of a shared,
-noisy machine. Per call: the wall time the app sees (median [min .. max] over all calls),
-the overhead against ``none`` (difference of the medians, and per round), and whole-process
-CPU (user + sys, all threads, exporters included, the server excluded) per call, per round.
-Then cProfile of ``ours`` (where the time goes), and what reached the Collector per variant.
+(``acompletion``, ``astream``, ``completion``, and the same without HTTP through litellm's
+``mock_response``), every variant makes its calls in turn, in an order that rotates from
+round to round, so all of them sample the same moments of a shared, noisy machine. Per
+call: the wall time the app sees (median [min .. max] over all calls), the overhead against
+``none`` (difference of the medians, and per round), and the process's CPU (user + sys, all
+threads, the server excluded) per call in the turn. Then per variant the whole run's CPU
+per call (every export included) with and without the idle cost, our wrapper's steps timed
+one by one and under cProfile, and what reached the Collector per variant.
 """
 
 from __future__ import annotations

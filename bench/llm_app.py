@@ -9,13 +9,16 @@ one JSON line on file descriptor ``N`` (stdout is llmgine's and litellm's to pri
 - ``{"op": "round", "kind": K, "n": N}``: one session with one command whose handler makes
   ``N`` calls of kind ``K`` (``acompletion``: non-streaming with tools; ``astream``: a
   streamed ``acompletion`` iterated to the end; ``completion``: sync, from a worker thread
-  via ``asyncio.to_thread`` as apps do). Answer: each call's wall time as the app sees it,
-  and the process's CPU time (user + sys, all threads) from before the session started
-  until the round's telemetry was exported (litellm's logging callbacks drained, the bus's
-  queue drained, the span and log processors flushed). The server is another process.
-- ``{"op": "profile", "kind": K, "n": N}``: the same under cProfile; answer: where the time
-  inside this package goes, per call.
-- ``{"op": "stop"}``: shut the providers down and answer the exporters' accounting.
+  via ``asyncio.to_thread`` as apps do; ``mock_acompletion`` / ``mock_astream``: the same
+  through litellm's ``mock_response``, no HTTP). Answer: each call's wall time as the app
+  sees it, and the process's CPU time (user + sys, all threads) from before the session
+  started until litellm's logging callbacks and the bus's queue were drained. The server is
+  another process.
+- ``{"op": "totals"}``: process CPU since ready (spans, logs and metrics exported first).
+- ``{"op": "idle", "s": S}``: process CPU over S seconds of doing nothing.
+- ``{"op": "phases", "n": N}``: our wrapper's steps timed one by one (``ours`` only).
+- ``{"op": "profile", "kind": K, "n": N}``: a round under cProfile; our functions per call.
+- ``{"op": "stop"}``: flush and shut the providers down.
 """
 
 from __future__ import annotations
@@ -54,8 +57,8 @@ MOCK_TEXT = "It is 18 degrees and sunny in Paris; ACME trades at 101.5."
 
 
 # -- variants -------------------------------------------------------------------------------
-# Each returns (flush, shutdown). flush exports what the round queued (spans, log records);
-# metrics stay on their periodic readers (their cost is per interval, not per call).
+# Each returns (flush, shutdown). flush exports what is queued (spans, log records); metrics
+# stay on their periodic readers until the whole-run total collects them.
 
 
 def _sdk_providers(endpoint: str) -> tuple[Any, Any]:
