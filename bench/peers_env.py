@@ -9,7 +9,7 @@ beside ours. The overlay's ``site-packages`` holds only the extra and a ``.pth``
 ``.venv``'s ``site-packages`` after it (``site.addsitedir``, so its own ``.pth`` files, e.g.
 the editable install of this package, work too): same packages, same versions, one more
 layer. Created once (a few seconds, pip resolving against what ``.venv`` has), redone when
-the extra changes.
+pyproject.toml changes.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ def python() -> str:
     """The overlay's interpreter, created or updated first when needed."""
     reqs = requirements()
     main_site = sysconfig.get_paths()["purelib"]
-    want = hashlib.sha256("\n".join([*reqs, main_site]).encode()).hexdigest()[:16]
+    # Redone when pyproject.toml changes (the stack under the peers may have moved).
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + main_site.encode()
+                          ).hexdigest()[:16]
     py = OVERLAY / "bin" / "python"
     stamp = OVERLAY / ".bench-installed"
     if py.exists() and stamp.exists() and stamp.read_text().strip() == want:
