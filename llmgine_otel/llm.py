@@ -391,6 +391,11 @@ class LLMCall:
         return wrapped
 
 
+def _attach(span: trace.Span | None) -> Any:
+    """Make ``span`` current (the token to detach), or None when there is no span."""
+    return None if span is None else otel_context.attach(trace.set_span_in_context(span))
+
+
 def _abandoned(call: LLMCall) -> None:
     """Finalizer of an unfinished stream: end its span with ``stream_abandoned``, unless
     the ``llm_call`` block is still open (a ``break`` dropped it: the block ends the span)."""
@@ -445,7 +450,10 @@ class LLMStream(wrapt.ObjectProxy):  # type: ignore[misc]
                 self._self_it = iter(src)
         self._self_iterated = True
         try:
-            with call.current():
+            # call.current() inlined: this runs once per chunk, and the generator-based
+            # context manager cost three times the attach/detach itself.
+            token = _attach(call.span)
+            try:
                 if self._self_ait is not None:
                     chunk = await self._self_ait.__anext__()
                 else:
@@ -453,6 +461,9 @@ class LLMStream(wrapt.ObjectProxy):  # type: ignore[misc]
                         chunk = next(self._self_it)
                     except StopIteration:
                         raise StopAsyncIteration from None
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
         except StopAsyncIteration:
             self._finish()
             await call.aend()
@@ -502,8 +513,12 @@ class LLMStream(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_it = iter(self.__wrapped__)
         self._self_iterated = True
         try:
-            with call.current():
+            token = _attach(call.span)  # call.current() inlined, as in __anext__
+            try:
                 chunk = next(self._self_it)
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
         except StopIteration:
             self._finish()
             call.end()
