@@ -9,15 +9,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from support import openai_server
 from support.openai_server import OpenAIServer
 
 
 def main() -> int:
-    # Headers and body go out in separate writes; with Nagle on, the body waits for the
-    # client's delayed ACK (~40 ms per call). A real server sets TCP_NODELAY; so does this.
-    openai_server._Handler.disable_nagle_algorithm = True
-    server = OpenAIServer()
+    server = OpenAIServer()  # TCP_NODELAY, as a real server sets it
     print(server.base_url, flush=True)
     try:
         sys.stdin.read()

@@ -50,6 +50,9 @@ class Reply:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY the client's delayed ACK
+    # holds the second one ~40 ms.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args: Any) -> None:
         pass
