@@ -116,9 +116,12 @@ class ObservabilityConfig:
     sample_rate: float = 1.0
     """Head sampling of whole sessions: ParentBased(SessionSampler(sample_rate)) (a ratio
     by trace id whose rate can change at run time, see ``Telemetry.set_sample_rate``)."""
-    service_name: str = "llmgine"
+    service_name: str | None = None
+    """``service.name``; None: ``OTEL_RESOURCE_ATTRIBUTES``' service.name, else ``llmgine``."""
     endpoint: str | None = None
-    """OTLP gRPC endpoint; ``None`` means the embedded default (local files + console)."""
+    """The general OTLP endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT``); ``None``, with no
+    per-signal endpoint or exporter variable set either, means the embedded default (local
+    files + console summary). See :mod:`llmgine_otel.otel_env`."""
     capture_content: CaptureMode = CaptureMode.NO_CONTENT
     output_dir: Path = Path("llmgine-telemetry")
     console: bool = True
@@ -317,7 +320,8 @@ def _check(c: ObservabilityConfig) -> None:
                   ", ".join(BACK_PRESSURE_STRATEGIES))
     if not isinstance(c.capture_content, CaptureMode):
         raise bad("capture_content", c.capture_content, ", ".join(m.value for m in CaptureMode))
-    if not isinstance(c.service_name, str) or not c.service_name:
+    if c.service_name is not None and (not isinstance(c.service_name, str)
+                                       or not c.service_name):
         raise bad("service_name", c.service_name, "a non-empty string")
     if c.endpoint is not None and not _looks_like_endpoint(c.endpoint):
         raise bad("endpoint", c.endpoint, "a URL such as http://localhost:4317 or host:port")

@@ -183,17 +183,6 @@ def _scope_of(bus: Any, command: Any) -> CommandScope | None:
 _active: _Observer | None = None
 
 
-def _warn_if_sdk_configured_elsewhere() -> None:
-    """Another configurator (e.g. opentelemetry-distro's) already built SDK providers."""
-    from opentelemetry.sdk.trace import TracerProvider
-
-    if isinstance(trace.get_tracer_provider(), TracerProvider):
-        _log.warning("llmgine_otel: the OpenTelemetry SDK was already configured by another "
-                     "configurator; llmgine telemetry gets its own pipeline. For one pipeline "
-                     "set OTEL_PYTHON_DISTRO=llmgine_otel and "
-                     "OTEL_PYTHON_CONFIGURATOR=llmgine_otel (see docs/zero-code.md)")
-
-
 def active_observer() -> _Observer | None:
     """The observer of the current instrumentation, or None when not instrumented."""
     return _active
@@ -206,10 +195,13 @@ class LLMgineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     ToolManager's tool runs (:mod:`llmgine_otel.tool_runs`) when they are importable;
     ``libraries=("litellm",)`` or ``LLMGINE_OTEL_INSTRUMENT`` chooses (``none``: bus only).
 
-    ``instrument()`` uses :func:`llmgine_otel.get_telemetry` (or :func:`configure`);
-    ``instrument(telemetry=t)`` uses ``t``; ``instrument(handler=h)`` feeds any object with
-    ``handle(event)`` and a ``table`` (an :class:`OTelHandler`), e.g. one built on in-memory
-    exporters in tests. With llmgine missing it does nothing and says so once (INFO).
+    ``instrument()`` uses :func:`llmgine_otel.get_telemetry`, else the app's global
+    providers when it set its own, else :func:`configure` (:mod:`llmgine_otel.providers`);
+    ``instrument(tracer_provider=..., logger_provider=..., meter_provider=...)`` uses those
+    (the contrib convention); ``instrument(telemetry=t)`` uses ``t``;
+    ``instrument(handler=h)`` feeds any object with ``handle(event)`` and a ``table`` (an
+    :class:`OTelHandler`), e.g. one built on in-memory exporters in tests. With llmgine
+    missing, or ``OTEL_SDK_DISABLED=true``, it does nothing and says so once (INFO).
     """
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -224,6 +216,11 @@ class LLMgineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         global _active
         libraries = _libraries(kwargs.get("libraries"))  # ConfigError before any patching
+        from llmgine_otel.otel_env import bool_var
+
+        if bool_var("OTEL_SDK_DISABLED", os.environ, False).value:
+            _log.info("llmgine_otel: OTEL_SDK_DISABLED=true; LLMgineInstrumentor does nothing")
+            return
         try:
             from llmgine.bus import bus as bus_module
         except ImportError as exc:  # missing, or Python < 3.12 (llmgine needs typing.override)
@@ -236,12 +233,11 @@ class LLMgineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         else:
             telemetry = kwargs.get("telemetry")
             if telemetry is None:
-                from llmgine_otel.telemetry import configure, get_telemetry
+                from llmgine_otel.providers import telemetry_for
 
-                telemetry = get_telemetry()
-                if telemetry is None:
-                    _warn_if_sdk_configured_elsewhere()
-                    telemetry = configure()
+                telemetry = telemetry_for(kwargs.get("tracer_provider"),
+                                          kwargs.get("logger_provider"),
+                                          kwargs.get("meter_provider"))
             handler = telemetry.handler
             observe = telemetry.manager.observe_event
         observer = _Observer(handler, observe)

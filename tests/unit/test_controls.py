@@ -205,7 +205,7 @@ def test_adaptive_lowers_then_restores_the_session_rate(
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "32")
     slow = _SlowSpans()
     monkeypatch.setattr(Telemetry, "_span_exporter", lambda self: slow)
-    monkeypatch.setattr(Telemetry, "_metric_exporter", lambda self: None)
+    monkeypatch.setattr(Telemetry, "_metric_readers", lambda self: [])
     tel = Telemetry(ObservabilityConfig(console=False, emit_logs=False, queue_size=400,
                                         back_pressure_strategy="adaptive"))
     sampler = tel.session_sampler
