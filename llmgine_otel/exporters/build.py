@@ -12,6 +12,8 @@ insecure) is read by the SDK exporter from the environment.
 
 from __future__ import annotations
 
+import os
+import sys
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -24,24 +26,31 @@ def otlp_exporter(signal: str, protocol: str, endpoint: str) -> Any:
     """The OTLP exporter of ``signal`` (``traces``, ``logs``, ``metrics``) for ``protocol``
     (``grpc`` or ``http/protobuf``) sending to ``endpoint`` (as resolved by ``otel_env``)."""
     if protocol == "grpc":
+        # The spec allows OTEL_EXPORTER_OTLP_COMPRESSION=none; the SDK's gRPC exporters raise
+        # on it, so "none" is passed as an argument (which they then do not read).
+        kw: dict[str, Any] = {}
+        if _compression(signal) == "none":
+            from grpc import Compression
+
+            kw["compression"] = Compression.NoCompression
         if signal == "metrics":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
                 OTLPMetricExporter,
             )
 
-            return OTLPMetricExporter(endpoint=endpoint)
+            return OTLPMetricExporter(endpoint=endpoint, **kw)
         from llmgine_otel.exporters.otlp import otlp_exporter as grpc_exporter
 
-        return grpc_exporter("trace" if signal == "traces" else "logs", endpoint)
-    if signal == "metrics":
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter as HTTPMetricExporter,
-        )
-
-        return HTTPMetricExporter(endpoint=endpoint)
+        return grpc_exporter("trace" if signal == "traces" else "logs", endpoint, **kw)
     from llmgine_otel.exporters.otlp_http import http_exporter
 
     return http_exporter(signal, endpoint)
+
+
+def _compression(signal: str) -> str:
+    raw = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_COMPRESSION") or \
+        os.environ.get("OTEL_EXPORTER_OTLP_COMPRESSION") or ""
+    return raw.strip().lower()
 
 
 def exporter(plan: SignalPlan, name: str) -> Any:
@@ -61,11 +70,11 @@ def _console(signal: str) -> Any:
     if signal == "traces":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-        return ConsoleSpanExporter()
+        return ConsoleSpanExporter(out=sys.stdout)  # where stdout is now, not at import
     if signal == "logs":
         from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
 
-        return ConsoleLogRecordExporter()
+        return ConsoleLogRecordExporter(out=sys.stdout)
     from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
-    return ConsoleMetricExporter()
+    return ConsoleMetricExporter(out=sys.stdout)

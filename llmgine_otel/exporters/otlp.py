@@ -88,9 +88,11 @@ def _supported() -> bool:
                for name in ("_initialize_channel_and_stub", "_translate_data", "_export"))
 
 
-def otlp_exporter(signal: str, endpoint: str | None) -> Any:
+def otlp_exporter(signal: str, endpoint: str | None, **kwargs: Any) -> Any:
     """The OTLP/gRPC exporter for ``signal`` (``trace`` or ``logs``): the fast one when the SDK
-    allows it, else the SDK's own."""
+    allows it, else the SDK's own. ``kwargs`` go to the exporter (e.g. ``compression``)."""
     if signal == "trace":
-        return (FastOTLPSpanExporter if _supported() else OTLPSpanExporter)(endpoint=endpoint)
-    return (FastOTLPLogExporter if _supported() else OTLPLogExporter)(endpoint=endpoint)
+        return (FastOTLPSpanExporter if _supported() else OTLPSpanExporter)(
+            endpoint=endpoint, **kwargs)
+    return (FastOTLPLogExporter if _supported() else OTLPLogExporter)(endpoint=endpoint,
+                                                                       **kwargs)

@@ -12,15 +12,20 @@ Private SDK names used, because the SDK has no public hook for the encoding: the
 ``_metrics`` (the exporter's own metrics), ``_max_request_size`` and ``_shutdown``. They are
 used only with the tested exporter releases (:data:`TESTED`) and when present; otherwise
 :func:`http_exporter` returns the SDK's own exporter (tested as the fallback).
+
+Every OTLP/HTTP exporter made here (metrics too) gets a requests session in which
+``OTEL_EXPORTER_OTLP_CERTIFICATE`` beats ``REQUESTS_CA_BUNDLE`` (:func:`session_for`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import requests
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs.export import LogRecordExportResult
@@ -28,7 +33,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from llmgine_otel import otlp_proto
 
-__all__ = ["TESTED", "FastHTTPLogExporter", "FastHTTPSpanExporter", "http_exporter"]
+__all__ = ["TESTED", "FastHTTPLogExporter", "FastHTTPSpanExporter", "http_exporter",
+           "session_for"]
 
 _log = logging.getLogger("llmgine_otel")
 TESTED = ("1.45.",)
@@ -98,16 +104,54 @@ def _tested_release() -> bool:
 
 
 def http_exporter(signal: str, endpoint: str, *, fast: bool | None = None) -> Any:
-    """The OTLP/HTTP exporter for ``signal`` (``traces`` or ``logs``) sending to the full
-    ``endpoint`` URL: the fast one on a tested SDK release (``fast=False`` forces the SDK's)."""
+    """The OTLP/HTTP exporter for ``signal`` (``traces``, ``logs`` or ``metrics``) sending to
+    the full ``endpoint`` URL: for spans and logs the fast one on a tested SDK release
+    (``fast=False`` forces the SDK's)."""
+    session = session_for(signal)
+    if signal == "metrics":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter(endpoint=endpoint, session=session)
     fast_cls, sdk_cls = ((FastHTTPSpanExporter, OTLPSpanExporter) if signal == "traces"
                          else (FastHTTPLogExporter, OTLPLogExporter))
     if fast is None:
         fast = _tested_release()
     if fast:
-        exporter = fast_cls(endpoint=endpoint)
+        exporter = fast_cls(endpoint=endpoint, session=session)
         if all(hasattr(exporter, n) for n in _NEEDED) and \
                 callable(getattr(exporter._client, "export", None)):
             return exporter
         exporter.shutdown()
-    return sdk_cls(endpoint=endpoint)
+    return sdk_cls(endpoint=endpoint, session=session)
+
+
+class _CertificateFirstSession(requests.Session):
+    """A requests session in which the configured CA certificate wins.
+
+    requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` from the environment replace a
+    session's ``verify`` path on every request (psf/requests#3829), so on machines that set
+    them (containers, Nix, corporate images) the SDK's OTLP/HTTP exporter ignores
+    ``OTEL_EXPORTER_OTLP_CERTIFICATE`` and TLS to a private CA fails. Proxies from the
+    environment still apply."""
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> Any:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if isinstance(self.verify, str):
+            settings["verify"] = self.verify
+        return settings
+
+
+def session_for(signal: str, env: Any = None) -> requests.Session | None:
+    """The session for an OTLP/HTTP exporter of ``signal`` (None: the SDK's default), used
+    when a certificate variable is set and no credential provider (the SDK's own session
+    hook, ``_OTEL_PYTHON_EXPORTER_OTLP_HTTP_*CREDENTIAL_PROVIDER``) is."""
+    env = os.environ if env is None else env
+    up = signal.upper()
+    if not (env.get(f"OTEL_EXPORTER_OTLP_{up}_CERTIFICATE")
+            or env.get("OTEL_EXPORTER_OTLP_CERTIFICATE")):
+        return None
+    if any("CREDENTIAL_PROVIDER" in k and k.startswith("_OTEL_PYTHON_EXPORTER_OTLP_HTTP")
+           for k in env):
+        return None
+    return _CertificateFirstSession()
