@@ -22,12 +22,21 @@ The SDK marks its ``LoggingHandler`` deprecated in favour of the one in
 itself on every zero-code start. The SDK's handler is the one the SDK's variable controls, so
 it is used here (its deprecation warning is silenced at construction). When a handler of
 either kind is already on the root logger, none is added.
+
+As in the SDK's own setup, ``logging.basicConfig`` / ``logging.config.dictConfig`` /
+``fileConfig`` are wrapped so that an app configuring logging after this package (the usual
+order under a zero-code start) gets its configuration, not a no-op because the root logger
+already has a handler, and keeps the bridge.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import logging.config
+import threading
 import warnings
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -88,7 +97,40 @@ def attach(logger_provider: Any) -> BridgeHandler | None:
         return None
     handler = BridgeHandler(logger_provider)
     root.addHandler(handler)
+    _wrap_config_functions()
     return handler
+
+
+_wrapped = False
+_wrap_lock = threading.Lock()
+
+
+def _keep_bridge(config_fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(config_fn)
+    def configure_logging(*args: Any, **kwargs: Any) -> Any:
+        root = logging.getLogger()
+        bridges = [h for h in root.handlers if isinstance(h, BridgeHandler)]
+        for h in bridges:
+            root.removeHandler(h)
+        try:
+            return config_fn(*args, **kwargs)
+        finally:
+            for h in bridges:
+                if h not in root.handlers:
+                    root.addHandler(h)
+
+    return configure_logging
+
+
+def _wrap_config_functions() -> None:
+    global _wrapped
+    with _wrap_lock:
+        if _wrapped:
+            return
+        _wrapped = True
+        logging.basicConfig = _keep_bridge(logging.basicConfig)
+        logging.config.dictConfig = _keep_bridge(logging.config.dictConfig)
+        logging.config.fileConfig = _keep_bridge(logging.config.fileConfig)
 
 
 def detach(handler: BridgeHandler | None) -> None:
