@@ -142,7 +142,7 @@ def test_replay_retries_a_failed_batch(
     writer = RotatingJsonlWriter(tmp_path)
     JsonlFileSpanExporter(writer).export(sdk_spans())
     writer.close()
-    code, err = _replay(str(tmp_path), "--endpoint", f"127.0.0.1:{port}")
+    code, err = _replay(str(tmp_path), "--endpoint", f"127.0.0.1:{port}", "--insecure")
     assert code == 0, err
     assert len(recorder.traces) == 1
     assert "5 spans" in err
