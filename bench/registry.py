@@ -11,4 +11,5 @@ MODULES = {
     "knobs": "bench.b8_knobs",
     "profile": "bench.b9_profile",
     "llm_peers": "bench.b10_llm_peers",
+    "protocols": "bench.b11_otlp_protocols",
 }

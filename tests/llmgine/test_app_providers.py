@@ -202,3 +202,21 @@ def test_OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED_false_keeps_app_logs_o
     wait_spans(col, service, LLMGINE_SPANS)
     every = wait_for(lambda: logs_of(col, service) or None, timeout=30, what="bus records")
     assert {r.scope_name for r in every} == {"llmgine_otel"}
+
+
+def test_OTEL_SDK_DISABLED_leaves_the_bus_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("llmgine.bus.bus")
+    from llmgine.bus.bus import MessageBus
+
+    from llmgine_otel.instrument import LLMgineInstrumentor, active_observer
+
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    inst = LLMgineInstrumentor()
+    if inst.is_instrumented_by_opentelemetry:
+        inst.uninstrument()
+    before = MessageBus.publish
+    inst.instrument()
+    try:
+        assert MessageBus.publish is before and active_observer() is None
+    finally:
+        inst.uninstrument()
