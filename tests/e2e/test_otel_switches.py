@@ -384,6 +384,22 @@ def test_OTEL_EXPORTER_OTLP_CERTIFICATE_trusts_the_collectors_ca(
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_OTEL_EXPORTER_OTLP_signal_CERTIFICATE_for_that_signal_only(
+        protocol: str, tls_col: RunningCollector, pki: Pki, env: Callable[..., None],
+        tmp_path: Path) -> None:
+    env(OTEL_EXPORTER_OTLP_ENDPOINT=_url(tls_col, protocol, tls=True),
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_TIMEOUT="3",
+        OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer%20{TOKEN}",
+        OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE=pki.ca)
+    svc = marker()
+    tel, _ = emit(tmp_path, svc)
+    assert exported(tel, "spans") == 1
+    assert exported(tel, "logs") == 0 and dropped(tel, "logs") == 2
+    c = arrives(tls_col, svc, "spans")
+    assert c["logs"] == 0
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_OTEL_EXPORTER_OTLP_CLIENT_KEY_and_CLIENT_CERTIFICATE_for_mtls(
         protocol: str, pki: Pki, env: Callable[..., None], tmp_path: Path) -> None:
     with start_collector(COLLECTOR_DIR / "otelcol-tls.yaml", _tls_env(pki, client_ca=True),
@@ -417,6 +433,18 @@ def test_OTEL_EXPORTER_OTLP_INSECURE_for_an_endpoint_without_scheme(
     assert report.completed, report
     arrives(col, svc, *SIGNALS)
     assert got(col, tls_attempt) == Counter()
+
+
+def test_OTEL_EXPORTER_OTLP_signal_INSECURE_beats_the_general_one(
+        col: RunningCollector, env: Callable[..., None], tmp_path: Path) -> None:
+    env(OTEL_EXPORTER_OTLP_ENDPOINT=col.grpc_hostport, OTEL_EXPORTER_OTLP_TIMEOUT="3",
+        OTEL_EXPORTER_OTLP_INSECURE="false", OTEL_EXPORTER_OTLP_LOGS_INSECURE="true",
+        LLMGINE_OTEL_METRICS="false")
+    svc = marker()
+    tel, _ = emit(tmp_path, svc)
+    assert exported(tel, "logs") == 2 and exported(tel, "spans") == 0
+    c = arrives(col, svc, "logs")
+    assert c["spans"] == 0
 
 
 # -- Timeout and compression -------------------------------------------------------------------
