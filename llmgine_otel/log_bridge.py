@@ -85,14 +85,22 @@ class BridgeHandler(LoggingHandler):
 
 
 def _is_otel_handler(handler: logging.Handler) -> bool:
+    """The SDK's handler or opentelemetry-instrumentation-logging's (not this package's)."""
+    if isinstance(handler, BridgeHandler):
+        return False
     return isinstance(handler, LoggingHandler) or (
         type(handler).__name__ == "LoggingHandler"
         and type(handler).__module__.startswith("opentelemetry."))
 
 
 def attach(logger_provider: Any) -> BridgeHandler | None:
-    """Add the bridge to the root logger, unless an OpenTelemetry logging handler is there."""
+    """Add the bridge to the root logger (replacing an earlier one of this package, so the
+    latest ``configure()`` gets the app's records), unless another OpenTelemetry logging
+    handler is there."""
     root = logging.getLogger()
+    for h in root.handlers[:]:
+        if isinstance(h, BridgeHandler):
+            root.removeHandler(h)
     if any(_is_otel_handler(h) for h in root.handlers):
         return None
     handler = BridgeHandler(logger_provider)

@@ -20,7 +20,8 @@ if [ $# -gt 0 ]; then  # a selection: Python 3.12 only
   exec $PY -m pytest -q -p no:cacheprovider "$@"
 fi
 echo "== pytest (Python 3.12)"
-$PY -m pytest -q -p no:cacheprovider
+status=0
+$PY -m pytest -q -p no:cacheprovider || status=$?
 # The core on Python 3.13: everything that runs this package's code in the interpreter
 # (mapping, translator, pipeline, encoders, exporters, CLI: tests/unit, tests/files) and the
 # real llmgine 0.0.1 with litellm and the zero-code start (tests/llmgine). The end-to-end and
@@ -28,5 +29,7 @@ $PY -m pytest -q -p no:cacheprovider
 # they run once, on 3.12 (on 3.13 they would double the suite's time).
 if [ "${LLMGINE_OTEL_SKIP_PY313:-}" != "1" ]; then
   echo "== pytest core (Python 3.13)"
-  .venv313/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/files tests/llmgine
+  .venv313/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/files tests/llmgine \
+    || status=$?
 fi
+exit "$status"

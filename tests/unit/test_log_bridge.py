@@ -102,8 +102,25 @@ def test_basic_config_after_attach_still_configures_and_keeps_the_bridge(bridge:
             root.addHandler(h)
 
 
-def test_no_second_bridge_when_an_otel_handler_is_there(bridge: Any) -> None:
-    assert log_bridge.attach(LoggerProvider(shutdown_on_exit=False)) is None
+def test_no_bridge_beside_another_otel_handler_and_a_new_one_replaces_ours(
+        bridge: Any) -> None:
+    import warnings
+
+    from opentelemetry.sdk._logs import LoggingHandler
+
+    handler, _ = bridge
+    newer = log_bridge.attach(LoggerProvider(shutdown_on_exit=False))
+    root = logging.getLogger()
+    assert newer is not None and newer in root.handlers and handler not in root.handlers
+    log_bridge.detach(newer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        theirs = LoggingHandler(logger_provider=LoggerProvider(shutdown_on_exit=False))
+    root.addHandler(theirs)
+    try:
+        assert log_bridge.attach(LoggerProvider(shutdown_on_exit=False)) is None
+    finally:
+        root.removeHandler(theirs)
 
 
 def test_configure_attaches_and_shutdown_detaches(monkeypatch: pytest.MonkeyPatch,

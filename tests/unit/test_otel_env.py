@@ -157,3 +157,66 @@ def test_service_name_precedence(monkeypatch: pytest.MonkeyPatch, env: dict[str,
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert resource(arg).attributes["service.name"] == want
+
+
+_PLUGIN = '''
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+SPANS = []
+READERS = []
+
+
+class SpanRecorder(SpanExporter):
+    def export(self, spans):
+        SPANS.extend(spans)
+        return SpanExportResult.SUCCESS
+
+
+class Reader(InMemoryMetricReader):
+    def __init__(self):
+        super().__init__()
+        READERS.append(self)
+'''
+
+
+def test_installed_exporter_entry_points_are_used_as_the_sdk_does(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An exporter package's entry point (here a minimal installed distribution on sys.path):
+    a span exporter, and a metric reader for metrics (as the SDK's configurator takes them)."""
+    import importlib
+
+    from llmgine_otel import configure
+    from llmgine_otel.events import LLMCallFinishedEvent, LLMCallStartedEvent
+
+    (tmp_path / "fake_llmgine_exporters.py").write_text(_PLUGIN)
+    info = tmp_path / "fake_llmgine_exporters-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-llmgine-exporters\n"
+                                   "Version: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[opentelemetry_traces_exporter]\nrecorder = fake_llmgine_exporters:SpanRecorder\n\n"
+        "[opentelemetry_metrics_exporter]\npullreader = fake_llmgine_exporters:Reader\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_LOGS_EXPORTER"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "recorder")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "pullreader")
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
+    plugin = importlib.import_module("fake_llmgine_exporters")
+    tel = configure(set_global=False, console=False, output_dir=tmp_path / "local")
+    start = LLMCallStartedEvent(model="m", provider="openai")
+    tel.observe_event(start)
+    tel.observe_event(LLMCallFinishedEvent(call_id=start.call_id, input_tokens=1))
+    (reader,) = plugin.READERS
+    tel.force_flush()
+    data = reader.get_metrics_data()
+    names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics
+             for m in sm.metrics}
+    assert "llmgine.observability.events" in names
+    tel.shutdown()
+    assert [s.name for s in plugin.SPANS] == ["chat m"]
+    assert not (tmp_path / "local").exists()
+    with pytest.raises(ConfigError, match="recorder"):  # listed among the allowed names
+        read(env={"OTEL_TRACES_EXPORTER": "recordr"})
