@@ -1,6 +1,6 @@
 """Which fast paths into OpenTelemetry SDK internals are switched on, and why.
 
-Three measured fast paths reach into private names of the SDK (BENCHMARKS.md has the gains):
+Four measured fast paths reach into private names of the SDK (BENCHMARKS.md has the gains):
 
 - ``spans``: :mod:`llmgine_otel.span_factory` builds the translator's spans without
   ``Tracer.start_span`` (it sets the SDK ``Span``'s private fields itself and reads the
@@ -8,6 +8,9 @@ Three measured fast paths reach into private names of the SDK (BENCHMARKS.md has
 - ``otlp_grpc``: :mod:`llmgine_otel.exporters.otlp` overrides ``OTLPExporterMixin``'s
   ``_initialize_channel_and_stub`` / ``_translate_data`` / ``_export`` and uses its
   ``_channel`` / ``_client``, to send bytes from the direct encoder;
+- ``otlp_http``: :mod:`llmgine_otel.exporters.otlp_http` overrides the SDK's OTLP/HTTP span
+  and log exporters' ``export`` and uses their ``_client``, ``_metrics``,
+  ``_max_request_size`` and ``_shutdown``, to send bytes from the direct encoder;
 - ``queue``: :mod:`llmgine_otel.pipeline` reads the batch processor's ``_queue``,
   ``_max_queue_size`` and ``_shutdown`` for exact drop accounting and back-pressure.
 
@@ -36,6 +39,7 @@ ENV = "LLMGINE_OTEL_PUBLIC_PATH"
 TESTED: dict[str, dict[str, frozenset[str]]] = {
     "spans": {"opentelemetry-sdk": frozenset({"1.45.2"})},
     "otlp_grpc": {"opentelemetry-exporter-otlp-proto-grpc": frozenset({"1.45.2"})},
+    "otlp_http": {"opentelemetry-exporter-otlp-proto-http": frozenset({"1.45.2"})},
     "queue": {"opentelemetry-sdk": frozenset({"1.45.2"})},
 }
 _log = logging.getLogger("llmgine_otel")

@@ -10,8 +10,9 @@ encodes once per batch on this path (its HTTP client retries with the same bytes
 Private SDK names used, because the SDK has no public hook for the encoding: the exporter's
 ``_client`` (``_OTLPHTTPClient.export(bytes)``, which compresses, sends and retries),
 ``_metrics`` (the exporter's own metrics), ``_max_request_size`` and ``_shutdown``. They are
-used only with the tested exporter releases (:data:`TESTED`) and when present; otherwise
-:func:`http_exporter` returns the SDK's own exporter (tested as the fallback).
+used only when the ``otlp_http`` fast path is on (:mod:`llmgine_otel.fast_paths`: a tested
+exporter release, and ``LLMGINE_OTEL_PUBLIC_PATH`` not set) and the names are present;
+otherwise :func:`http_exporter` returns the SDK's own exporter (tested as the fallback).
 
 Every OTLP/HTTP exporter made here (metrics too) gets a requests session in which
 ``OTEL_EXPORTER_OTLP_CERTIFICATE`` beats ``REQUESTS_CA_BUNDLE`` (:func:`session_for`).
@@ -22,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import requests
@@ -33,12 +33,9 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from llmgine_otel import otlp_proto
 
-__all__ = ["TESTED", "FastHTTPLogExporter", "FastHTTPSpanExporter", "http_exporter",
-           "session_for"]
+__all__ = ["FastHTTPLogExporter", "FastHTTPSpanExporter", "http_exporter", "session_for"]
 
 _log = logging.getLogger("llmgine_otel")
-TESTED = ("1.45.",)
-"""Releases of opentelemetry-exporter-otlp-proto-http whose internals the fast path uses."""
 _NEEDED = ("_client", "_metrics", "_max_request_size", "_shutdown")
 
 
@@ -95,12 +92,12 @@ class FastHTTPLogExporter(_FastHTTP, OTLPLogExporter):  # type: ignore[misc]
                            "log record")
 
 
-def _tested_release() -> bool:
-    try:
-        release = version("opentelemetry-exporter-otlp-proto-http")
-    except PackageNotFoundError:  # pragma: no cover - imported above, so installed
-        return False
-    return release.startswith(TESTED)
+def _fast_path_on() -> bool:
+    from llmgine_otel import fast_paths
+
+    decision = fast_paths.decide("otlp_http")
+    fast_paths.report(decision)
+    return decision.enabled
 
 
 def http_exporter(signal: str, endpoint: str, *, fast: bool | None = None) -> Any:
@@ -115,7 +112,7 @@ def http_exporter(signal: str, endpoint: str, *, fast: bool | None = None) -> An
     fast_cls, sdk_cls = ((FastHTTPSpanExporter, OTLPSpanExporter) if signal == "traces"
                          else (FastHTTPLogExporter, OTLPLogExporter))
     if fast is None:
-        fast = _tested_release()
+        fast = _fast_path_on()
     if fast:
         exporter = fast_cls(endpoint=endpoint, session=session)
         if all(hasattr(exporter, n) for n in _NEEDED) and \

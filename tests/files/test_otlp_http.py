@@ -6,6 +6,7 @@ real Collector: tests/e2e/test_otel_switches.py.)"""
 from __future__ import annotations
 
 import gzip
+import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from llmgine_otel import fast_paths
 from llmgine_otel import otlp_proto as op
 from llmgine_otel.exporters import otlp_http
 from llmgine_otel.exporters.otlp_http import (
@@ -133,15 +135,31 @@ def test_headers_and_compression_are_the_sdks(monkeypatch: pytest.MonkeyPatch) -
     assert got["fast"][0]["content-encoding"] == "gzip"
 
 
-def test_an_untested_release_gets_the_sdks_own_exporters(
-        receiver: _Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(otlp_http, "TESTED", ("0.0.",))
+@pytest.fixture
+def fresh_decisions() -> Iterator[None]:
+    fast_paths._by_version.cache_clear()
+    fast_paths._reported.clear()
+    yield
+    fast_paths._by_version.cache_clear()
+    fast_paths._reported.clear()
+
+
+@pytest.mark.parametrize("how", ["untested release", "LLMGINE_OTEL_PUBLIC_PATH"])
+def test_the_public_path_gets_the_sdks_own_exporters(
+        how: str, receiver: _Receiver, monkeypatch: pytest.MonkeyPatch,
+        fresh_decisions: None, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "llmgine_otel")
+    if how == "untested release":
+        monkeypatch.setattr(fast_paths, "_installed", lambda package: "1.46.0")
+    else:
+        monkeypatch.setenv(fast_paths.ENV, "true")
     sx = http_exporter("traces", f"{receiver.url}/v1/traces")
     lx = http_exporter("logs", f"{receiver.url}/v1/logs")
     assert type(sx) is OTLPSpanExporter and type(lx) is OTLPLogExporter
     assert sx.export(sdk_spans()) == SpanExportResult.SUCCESS
     sx.shutdown()
     lx.shutdown()
+    assert "public API path for 'otlp_http'" in caplog.text
 
 
 def test_missing_internals_fall_back_too(receiver: _Receiver,
