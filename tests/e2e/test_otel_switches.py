@@ -255,7 +255,8 @@ def _control(col: RunningCollector, env: Callable[..., None], tmp_path: Path) ->
 
 # Metrics: a self-metric, collected at shutdown whatever the order in which the span and
 # metric pipelines stop.
-CONSOLE_MARK = {"spans": '"name": "chat gpt-test"', "logs": '"event_name": "LLMCallStartedEvent"',
+CONSOLE_MARK = {"spans": '"name": "chat gpt-test"',
+                "logs": '"event_name": "llmgine.llm.call.start"',
                 "metrics": '"name": "llmgine.observability.events"'}
 
 

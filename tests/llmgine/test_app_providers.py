@@ -119,7 +119,8 @@ def test_the_apps_own_providers_carry_llmgine_telemetry(col: RunningCollector,
     assert {s.trace_id for s in spans} == {by_name["session"].trace_id}
     logs = wait_for(lambda: [r for r in logs_of(col, service) if r.event_name] or None,
                     timeout=30, what="bus log records on the app's logger provider")
-    assert {"CommandStartedEvent", "LLMCallFinishedEvent"} <= {r.event_name for r in logs}
+    assert {"llmgine.command.start", "gen_ai.client.inference.operation.details"} <= \
+        {r.event_name for r in logs}
     names = wait_for(lambda: metric_names(col, service) or None, timeout=30,
                      what="metrics on the app's meter provider")
     assert "gen_ai.client.operation.duration" in names
@@ -188,7 +189,8 @@ def test_app_logging_joins_the_command_span_under_zero_code(col: RunningCollecto
                                                    "urllib3"))], scopes
     # the bus event records are the translator's, once each
     events = Counter(r.event_name for r in every if r.scope_name == "llmgine_otel")
-    assert events["CommandStartedEvent"] == 1 and events["LLMCallFinishedEvent"] == 1, events
+    assert events["llmgine.command.start"] == 1, events
+    assert events["gen_ai.client.inference.operation.details"] == 1, events
     assert "DEBUG" in {r.severity_text for r in every}  # the app's level is honoured
 
 
