@@ -252,6 +252,9 @@ class RawSDK:
         self.sessions: dict[str, Any] = {}
         self.commands: dict[str, Any] = {}
         self.calls: dict[str, Any] = {}
+        from llmgine_otel.mapping import MAPPING
+
+        self.event_names = {r.event: r.log_event for r in MAPPING}
 
     def flush(self) -> None:
         self.bsp.force_flush()
@@ -266,16 +269,21 @@ class RawSDK:
             return None
         return int(datetime.fromisoformat(e.timestamp).timestamp() * 1e9)
 
-    def _log(self, e: Any, span: Any, ts: int | None, body: dict[str, Any]) -> None:
+    def _log(self, e: Any, span: Any, ts: int | None, body: dict[str, Any],
+             extra: dict[str, Any] | None = None) -> None:
+        """The event's record as ours makes it: the mapping's registry event name, and (for a
+        finished LLM call, ``extra``) the span's attributes."""
         from opentelemetry import trace
 
         name = type(e).__name__
+        attrs = {"llmgine.event.type": name, "llmgine.session.id": e.session_id}
+        if extra:
+            attrs.update(extra)
         self.logger.emit(timestamp=ts or time.time_ns(),
                          context=trace.set_span_in_context(span),
                          severity_number=self.info, severity_text="INFO", body=body,
-                         attributes={"llmgine.event.type": name,
-                                     "llmgine.session.id": e.session_id},
-                         event_name=name)
+                         attributes=attrs,
+                         event_name=self.event_names[name])
 
     @staticmethod
     def _base(e: Any) -> dict[str, Any]:
@@ -357,7 +365,7 @@ class RawSDK:
                         response_model=e.response_model,
                         finish_reasons=list(e.finish_reasons), input_tokens=e.input_tokens,
                         output_tokens=e.output_tokens)
-            self._log(e, span, ts, body)
+            self._log(e, span, ts, body, dict(span.attributes))
         elif name == "ToolExecuteResultEvent":
             parent_span = next(reversed(self.commands.values()))
             info = e.tool_info

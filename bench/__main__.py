@@ -160,6 +160,35 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         for row in r["top_self"][:8]:
             rows.append(("9 profile", f"self {row['function']}", f"{row['self_pct']:.1f}%",
                          f"{row['calls_per_event']:.2f} calls/event"))
+    r = results.get("llm_peers")
+    if r and "error" not in r:
+        if "not_measured" in r:
+            rows.append(("10 llm peers", "all", "not yet measured", r["not_measured"]))
+        for kind, variants in r.get("results", {}).items():
+            for v in r["variants"]:
+                s = variants[v]
+                extra = "" if v == "none" else (
+                    f"overhead {s['overhead_us']:+,.0f} us (x{s['ratio']:.2f}), per round "
+                    f"{_m(s['overhead_us_per_round'], 1, '{:+,.0f}')}; ")
+                cpu_ovh = "" if v == "none" else \
+                    f", overhead {_m(s['cpu_overhead_us_per_call_per_round'], 1, '{:+,.0f}')}"
+                rows.append(("10 llm peers", f"[{kind}] {v} us/call wall", _m(s["wall_us"]),
+                             f"{extra}cpu us/call {_m(s['cpu_us_per_call'])}{cpu_ovh}"))
+        for v, s in r.get("whole_run", {}).items():
+            ovh, ovh2 = s["overhead_us_per_call"], s["overhead_us_per_call_less_idle"]
+            rows.append(("10 llm peers", f"[whole run] {v} cpu us/call, all threads",
+                         f"{s['cpu_us_per_call']:,.0f}",
+                         ("" if ovh is None else f"overhead {ovh:+,.0f} us/call; ") +
+                         f"idle {s['idle_cpu_ms_per_s']:.1f} ms/s; less idle "
+                         f"{s['cpu_us_per_call_less_idle']:,.0f}" +
+                         ("" if ovh2 is None else f", overhead {ovh2:+,.0f}")))
+        for kind, s in r.get("ours_vs_best_peer", {}).items():
+            w, c = s["wall_overhead_ours_over_best_peer"], s["cpu_overhead_ours_over_best_peer"]
+            rows.append(("10 llm peers", f"[{kind}] ours / best peer overhead",
+                         f"wall {'n/a' if w is None else f'{w:.2f}'} ({s['best_peer_wall']}), "
+                         f"cpu {'n/a' if c is None else f'{c:.2f}'} ({s['best_peer_cpu']})",
+                         f"<= 0.5 aimed; lowest: wall {s['lowest_wall_overhead']}, cpu "
+                         f"{s['lowest_cpu_overhead']}"))
     for name, r in results.items():
         if isinstance(r, dict) and "error" in r:
             rows.append((name, "ERROR", r["error"].strip().splitlines()[-1][:80], ""))

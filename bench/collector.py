@@ -53,6 +53,27 @@ def closed_endpoint() -> str:
 @contextlib.contextmanager
 def running_collector() -> Iterator[tuple[str, int]]:
     """Start the collector with collector/otelcol.yaml on free ports; yields (endpoint, pid)."""
+    with running_collector_with_file() as (endpoint, pid, _file):
+        yield endpoint, pid
+
+
+@contextlib.contextmanager
+def running_collector_with_file() -> Iterator[tuple[str, int, str]]:
+    """:func:`running_collector`, also yielding the OTLP-JSON file the collector writes
+    everything it receives to (one export request per line; deleted afterwards)."""
+    with _running() as (grpc_endpoint, _http, pid, file):
+        yield grpc_endpoint, pid, file
+
+
+@contextlib.contextmanager
+def running_collector_endpoints() -> Iterator[tuple[str, str, int]]:
+    """As :func:`running_collector`; yields (OTLP/gRPC endpoint, OTLP/HTTP endpoint, pid)."""
+    with _running() as (grpc_endpoint, http_endpoint, pid, _file):
+        yield grpc_endpoint, http_endpoint, pid
+
+
+@contextlib.contextmanager
+def _running() -> Iterator[tuple[str, str, int, str]]:
     binary = find_binary()
     if binary is None:
         raise RuntimeError("collector binary not built (run: bash collector/build.sh)")
@@ -85,7 +106,8 @@ def running_collector() -> Iterator[tuple[str, int]]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("collector did not become healthy in 30 s") from None
                 time.sleep(0.2)
-        yield f"http://127.0.0.1:{ports['grpc']}", proc.pid
+        yield (f"http://127.0.0.1:{ports['grpc']}", f"http://127.0.0.1:{ports['http']}",
+               proc.pid, f"{work}/otel.jsonl")
     finally:
         proc.terminate()
         try:

@@ -10,4 +10,6 @@ MODULES = {
     "scaling": "bench.b7_scaling",
     "knobs": "bench.b8_knobs",
     "profile": "bench.b9_profile",
+    "llm_peers": "bench.b10_llm_peers",
+    "protocols": "bench.b11_otlp_protocols",
 }

@@ -7,16 +7,18 @@ Run it (no network, no API keys: litellm answers from ``mock_response``)::
 
 What it does, on llmgine's real MessageBus, in one session:
 
-1. ``ChatCommand`` asks the model (litellm) which tools to call; it calls two tools,
-   ``get_weather`` (works) and ``get_stock_price`` (fails), publishing llmgine's
-   ``ToolExecuteResultEvent`` for each; then streams the final answer from the model.
+1. ``ChatCommand`` asks the model (litellm) which tools to call; llmgine's ``ToolManager``
+   runs the two it picks, ``get_weather`` (works) and ``get_stock_price`` (fails); then the
+   final answer is streamed from the model.
 2. ``SummarizeCommand`` fails: the model rejects the request (context window exceeded) and
    the handler raises.
 
-Each LLM request is wrapped in ``llm_call`` (llmgine 0.0.1 publishes nothing about LLM
-calls), so the trace is: session -> commands -> LLM calls and tool executions, with token
-usage, statuses and errors. Telemetry goes to ./llmgine-telemetry (the embedded default),
-or to a Collector when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+There is no tracing code in the handlers: the instrumentor traces the bus, every litellm
+call and every ToolManager run, so the trace is session -> commands -> LLM calls and tool
+executions, with token usage, streaming, statuses and errors. Telemetry goes to
+./llmgine-telemetry (the embedded default), or to a Collector when
+OTEL_EXPORTER_OTLP_ENDPOINT is set. The same app with no line of tracing at all, under
+``opentelemetry-instrument``, is examples/tool_agent_app.py.
 """
 
 from __future__ import annotations
@@ -27,9 +29,8 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,23 +42,16 @@ os.environ.setdefault("LLMGINE_DB_URL", "sqlite://")
 
 import litellm
 from llmgine.bus.bus import MessageBus
-from llmgine.llm.tools.tool_events import ToolExecuteResultEvent
+from llmgine.llm.tools.tool_manager import ToolManager
+from llmgine.llm.tools.toolCall import ToolCall
 from llmgine.messages.commands import Command, CommandResult
 
 import llmgine_otel
 from llmgine_otel.instrument import LLMgineInstrumentor
-from llmgine_otel.llm import llm_call
 
 MODEL = "gpt-4o-mini"
 SESSION_ID = "demo-session"
-TOOLS: list[dict[str, Any]] = [
-    {"type": "function", "function": {"name": "get_weather", "description": "Weather now",
-                                      "parameters": {"type": "object", "properties": {
-                                          "city": {"type": "string"}}}}},
-    {"type": "function", "function": {"name": "get_stock_price", "description": "A quote",
-                                      "parameters": {"type": "object", "properties": {
-                                          "ticker": {"type": "string"}}}}},
-]
+# What the (mocked) model answers: it calls both tools.
 TOOL_CALLS = [
     {"id": "call_weather", "type": "function",
      "function": {"name": "get_weather", "arguments": json.dumps({"city": "Paris"})}},
@@ -82,79 +76,54 @@ class SummarizeCommand(Command):
 
 
 def get_weather(city: str) -> str:
-    """A tool that works."""
+    """Weather now."""
+    time.sleep(0.05)  # a blocking client: ToolManager runs it in a worker thread
     return f"18°C and sunny in {city}"
 
 
 def get_stock_price(ticker: str) -> str:
-    """A tool whose upstream is down."""
+    """A quote."""
     raise ConnectionError(f"quote service unavailable for {ticker}")
 
 
-TOOL_FUNCTIONS: dict[str, Callable[..., str]] = {
-    "get_weather": get_weather, "get_stock_price": get_stock_price}
+TOOLS = ToolManager()
+TOOLS.register_tool(get_weather)
+TOOLS.register_tool(get_stock_price)
 
 
-async def run_tool(bus: MessageBus, session_id: str, call: dict[str, Any]) -> str:
-    """Run one tool call and publish llmgine's ToolExecuteResultEvent for it."""
-    name = call["function"]["name"]
-    args = json.loads(call["function"]["arguments"])
-    started = datetime.now().isoformat()  # the tool span starts here (llmgine.start_time)
-    try:
-        await asyncio.sleep(0.05)  # a tool does some I/O
-        result, ok = TOOL_FUNCTIONS[name](**args), True
-    except Exception as exc:  # noqa: BLE001 - a failed tool is reported to the model
-        result, ok = f"{type(exc).__name__}: {exc}", False
-    await bus.publish(ToolExecuteResultEvent(
-        session_id=session_id, execution_succeed=ok, tool_name=name, tool_call_id=call["id"],
-        tool_info=next(t["function"] for t in TOOLS if t["function"]["name"] == name),
-        tool_args=args, tool_result=result, metadata={"llmgine.start_time": started}),
-        await_processing=False)
-    return result
-
-
-async def handle_chat(bus: MessageBus, cmd: ChatCommand) -> CommandResult:
+async def handle_chat(cmd: ChatCommand) -> CommandResult:
     """Model -> tools -> model (streamed)."""
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": "You are a helpful assistant."},
         {"role": "user", "content": cmd.text}]
-    async with llm_call(bus, model=MODEL, provider="openai", session_id=cmd.session_id,
-                        messages=messages, temperature=0.2, max_tokens=256) as call:
-        response = await litellm.acompletion(
-            model=MODEL, messages=messages, tools=TOOLS, temperature=0.2, max_tokens=256,
-            mock_response="", mock_tool_calls=TOOL_CALLS)
-        call.record_response(response)
+    response = await litellm.acompletion(
+        model=MODEL, messages=messages, tools=TOOLS.parse_tools_to_list(), temperature=0.2,
+        max_tokens=256, mock_response="", mock_tool_calls=TOOL_CALLS)
     assistant = response.choices[0].message
     messages.append({"role": "assistant", "content": assistant.content or "",
                      "tool_calls": TOOL_CALLS})
-    for tool_call in assistant.tool_calls or ():
-        plain = {"id": tool_call.id, "function": {"name": tool_call.function.name,
-                                                  "arguments": tool_call.function.arguments}}
-        result = await run_tool(bus, cmd.session_id, plain)
-        messages.append({"role": "tool", "tool_call_id": tool_call.id, "content": result})
+    for call in assistant.tool_calls or ():
+        result = await TOOLS.execute_tool_call(ToolCall(
+            id=call.id, name=call.function.name, arguments=call.function.arguments))
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": str(result)})
 
     answer = []
-    async with llm_call(bus, model=MODEL, provider="openai", session_id=cmd.session_id,
-                        messages=messages, stream=True) as call:
-        stream = await litellm.acompletion(
-            model=MODEL, messages=messages, stream=True, stream_options={"include_usage": True},
-            mock_response="It is 18°C and sunny in Paris. I could not get the ACME quote.")
-        async for chunk in call.wrap_stream(stream):
-            if chunk.choices and chunk.choices[0].delta.content:
-                answer.append(chunk.choices[0].delta.content)
+    stream = await litellm.acompletion(
+        model=MODEL, messages=messages, stream=True, stream_options={"include_usage": True},
+        mock_response="It is 18°C and sunny in Paris. I could not get the ACME quote.")
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            answer.append(chunk.choices[0].delta.content)
     return CommandResult(success=True, command_id=cmd.command_id, result="".join(answer))
 
 
-async def handle_summarize(bus: MessageBus, cmd: SummarizeCommand) -> CommandResult:
+async def handle_summarize(cmd: SummarizeCommand) -> CommandResult:
     """Fails: the model rejects the request, and the handler lets the error propagate."""
-    messages = [{"role": "user", "content": f"Summarize: {cmd.document}"}]
-    async with llm_call(bus, model=MODEL, provider="openai", session_id=cmd.session_id,
-                        messages=messages):
-        await litellm.acompletion(
-            model=MODEL, messages=messages,
-            mock_response=litellm.ContextWindowExceededError(
-                message="This model's maximum context length is 128000 tokens",
-                model=MODEL, llm_provider="openai"))
+    await litellm.acompletion(
+        model=MODEL, messages=[{"role": "user", "content": f"Summarize: {cmd.document}"}],
+        mock_response=litellm.ContextWindowExceededError(
+            message="This model's maximum context length is 128000 tokens",
+            model=MODEL, llm_provider="openai"))
     return CommandResult(success=True, command_id=cmd.command_id)  # not reached
 
 
@@ -167,18 +136,10 @@ async def main() -> int:
     await bus.start()
     try:
         async with bus.session(SESSION_ID) as session:
-            async def on_chat(cmd: Command) -> CommandResult:
-                assert isinstance(cmd, ChatCommand)
-                return await handle_chat(bus, cmd)
-
-            async def on_summarize(cmd: Command) -> CommandResult:
-                assert isinstance(cmd, SummarizeCommand)
-                return await handle_summarize(bus, cmd)
-
             # llmgine types handlers as sync callables; async ones are what it awaits.
-            session.register_command_handler(ChatCommand, on_chat)  # type: ignore[arg-type]
+            session.register_command_handler(ChatCommand, handle_chat)  # type: ignore[arg-type]
             session.register_command_handler(
-                SummarizeCommand, on_summarize)  # type: ignore[arg-type]
+                SummarizeCommand, handle_summarize)  # type: ignore[arg-type]
             chat = await session.execute_with_session(
                 ChatCommand(text="What's the weather in Paris, and how is ACME doing?"))
             print(f"chat      -> success={chat.success}: {chat.result}")

@@ -21,12 +21,15 @@ from llmgine_otel.events import (
     LLMCallStartedEvent,
     LLMStreamChunkEvent,
     OtelEvent,
+    ToolExecutionFinishedEvent,
+    ToolExecutionStartedEvent,
 )
 from llmgine_otel.manager import (
     AsyncObservabilityHandler,
     ObservabilityHandler,
     ObservabilityManager,
 )
+from llmgine_otel.span_attributes import span_attributes
 from llmgine_otel.telemetry import ShutdownReport, Telemetry, configure, get_telemetry
 from llmgine_otel.translate import OTelHandler
 
@@ -50,8 +53,11 @@ __all__ = [
     "OtelEvent",
     "ShutdownReport",
     "Telemetry",
+    "ToolExecutionFinishedEvent",
+    "ToolExecutionStartedEvent",
     "configure",
     "get_telemetry",
+    "span_attributes",
 ]
 
 __version__ = "0.1.0"

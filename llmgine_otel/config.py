@@ -99,6 +99,8 @@ ENV_VARS: dict[str, str] = {
     "LLMGINE_OTEL_BUFFER_DIR": "buffer_dir",
     "LLMGINE_OTEL_BUFFER_MAX_BYTES": "buffer_max_bytes",
     "LLMGINE_OTEL_BUFFER_MAX_AGE": "buffer_max_age_s",
+    "LLMGINE_OTEL_PROMETHEUS_PORT": "prometheus_port",
+    "LLMGINE_OTEL_PROMETHEUS_HOST": "prometheus_host",
 }
 
 
@@ -106,8 +108,8 @@ ENV_VARS: dict[str, str] = {
 class ObservabilityConfig:
     """Everything :func:`llmgine_otel.configure` needs; build it with :meth:`from_env`.
 
-    The four seed settings (``enabled``, ``queue_size``, ``num_workers``, ``sample_rate``)
-    and ``back_pressure_strategy`` keep the names the architecture document promised.
+    The settings llmgine's observability design names (``enabled``, ``queue_size``,
+    ``num_workers``, ``sample_rate``, ``back_pressure_strategy``) keep those names.
     """
 
     enabled: bool = True
@@ -119,10 +121,14 @@ class ObservabilityConfig:
     batch processors, each with its own exporter thread (export concurrency)."""
     back_pressure_strategy: str = "drop_oldest"
     sample_rate: float = 1.0
-    """Head sampling of whole sessions: ParentBased(TraceIdRatioBased(sample_rate))."""
-    service_name: str = "llmgine"
+    """Head sampling of whole sessions: ParentBased(SessionSampler(sample_rate)) (a ratio
+    by trace id whose rate can change at run time, see ``Telemetry.set_sample_rate``)."""
+    service_name: str | None = None
+    """``service.name``; None: ``OTEL_RESOURCE_ATTRIBUTES``' service.name, else ``llmgine``."""
     endpoint: str | None = None
-    """OTLP gRPC endpoint; ``None`` means the embedded default (local files + console)."""
+    """The general OTLP endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT``); ``None``, with no
+    per-signal endpoint or exporter variable set either, means the embedded default (local
+    files + console summary). See :mod:`llmgine_otel.otel_env`."""
     capture_content: CaptureMode = CaptureMode.NO_CONTENT
     output_dir: Path = Path("llmgine-telemetry")
     console: bool = True
@@ -165,6 +171,10 @@ class ObservabilityConfig:
     """Disk buffer bound; past it the oldest batches are deleted (counted)."""
     buffer_max_age_s: float = 86_400.0
     """Buffered batches older than this are deleted (counted)."""
+    prometheus_port: int | None = None
+    """Serve the metrics on ``http://prometheus_host:port/metrics`` (None: off; 0: any
+    free port, see ``Telemetry.prometheus_endpoint.url``)."""
+    prometheus_host: str = "127.0.0.1"
     redact: RedactHook | None = None
     resource_attributes: Mapping[str, Any] = field(default_factory=dict)
 
@@ -199,11 +209,13 @@ class ObservabilityConfig:
         values.update(overrides)
         return cls(**values)
 
-    def buffer_path(self) -> Path:
-        """Where the disk buffer lives (``buffer_dir``, or under ``output_dir`` per service)."""
+    def buffer_path(self, service_name: str | None = None) -> Path:
+        """Where the disk buffer lives: ``buffer_dir``, or under ``output_dir`` per service
+        (``service_name``: the resource's effective one, e.g. from OTEL_SERVICE_NAME)."""
         if self.buffer_dir is not None:
             return Path(self.buffer_dir)
-        service = "".join(c if c.isalnum() or c in "._-" else "_" for c in self.service_name)
+        name = service_name or self.service_name or "llmgine"
+        service = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
         return Path(self.output_dir) / "buffer" / service
 
     def with_changes(self, **changes: Any) -> ObservabilityConfig:
@@ -305,6 +317,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "buffer_dir": lambda var, raw: Path(raw.strip()),
     "buffer_max_bytes": _parse_int,
     "buffer_max_age_s": _parse_float,
+    "prometheus_port": _parse_int,
+    "prometheus_host": _text,
 }
 
 _FIELD_TO_ENV = {name: var for var, name in ENV_VARS.items()}
@@ -350,13 +364,20 @@ def _check(c: ObservabilityConfig) -> None:
                   ", ".join(BACK_PRESSURE_STRATEGIES))
     if not isinstance(c.capture_content, CaptureMode):
         raise bad("capture_content", c.capture_content, ", ".join(m.value for m in CaptureMode))
-    if not isinstance(c.service_name, str) or not c.service_name:
+    if c.service_name is not None and (not isinstance(c.service_name, str)
+                                       or not c.service_name):
         raise bad("service_name", c.service_name, "a non-empty string")
     if c.endpoint is not None and not _looks_like_endpoint(c.endpoint):
         raise bad("endpoint", c.endpoint, "a URL such as http://localhost:4317 or host:port")
     for event_type, rate in dict(c.log_sample_rates).items():
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
             raise bad("log_sample_rates", f"{event_type}={rate}", "rates between 0.0 and 1.0")
+    port = c.prometheus_port
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int)
+                             or not 0 <= port <= 65535):
+        raise bad("prometheus_port", port, "a TCP port 1..65535 (0: any free port; unset: off)")
+    if not isinstance(c.prometheus_host, str) or not c.prometheus_host.strip():
+        raise bad("prometheus_host", c.prometheus_host, "a host name or IP address to bind")
     if c.redact is not None and not callable(c.redact):
         raise bad("redact", c.redact, "a callable hook(key, value) -> value or None")
 

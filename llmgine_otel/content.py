@@ -1,7 +1,8 @@
 """Making event values safe to export: bounded, valid UTF-8, acyclic, and scrubbed of secrets.
 
 Everything here is pure and never raises on odd input: a value that cannot be represented is
-replaced by a short placeholder, and the caller's ``Repairs`` counter says so.
+replaced by a short placeholder, and ``Sanitizer.repairs`` counts it (the translator reports
+it as the ``repaired`` outcome).
 """
 
 from __future__ import annotations
@@ -84,17 +85,24 @@ class Sanitizer:
     """Turns arbitrary values into bounded, JSON-safe data (the ``AnyValue`` subset).
 
     ``limit`` caps every string; ``scrub`` replaces secrets; ``redact`` is the user's hook,
-    applied to captured content by key. ``repairs`` counts values that had to be changed.
+    applied to captured content by key. ``on_repair(n)`` is told of every value that had to
+    be changed (the translator counts it, atomically, as the ``repaired`` outcome); without
+    one, ``repairs`` counts them.
     """
 
-    __slots__ = ("limit", "redact", "repairs", "scrub")
+    __slots__ = ("_on_repair", "limit", "redact", "repairs", "scrub")
 
     def __init__(self, limit: int, *, scrub: bool = True,
-                 redact: Callable[[str, Any], Any] | None = None) -> None:
+                 redact: Callable[[str, Any], Any] | None = None,
+                 on_repair: Callable[[int], None] | None = None) -> None:
         self.limit = limit
         self.scrub = scrub
         self.redact = redact
         self.repairs = 0
+        self._on_repair = on_repair or self._count
+
+    def _count(self, n: int) -> None:
+        self.repairs += n
 
     # -- strings ---------------------------------------------------------------------------
     def text(self, value: str, *, scrub: bool | None = None) -> str:
@@ -102,10 +110,10 @@ class Sanitizer:
         if len(value) > self.limit:
             cut = len(value) - self.limit
             value = f"{value[: self.limit]}…[truncated {cut} chars]"
-            self.repairs += 1
+            self._on_repair(1)
         fixed = valid_utf8(value)
         if fixed is not value:
-            self.repairs += 1
+            self._on_repair(1)
         if self.scrub if scrub is None else scrub:
             fixed = scrub_secrets(fixed)
         return fixed
@@ -119,11 +127,11 @@ class Sanitizer:
                 if isinstance(value, str):
                     return self.text(value, scrub=False)
                 if isinstance(value, bytes):
-                    self.repairs += 1
+                    self._on_repair(1)
                     return self.text(value.decode("utf-8", "replace"), scrub=False)
                 if isinstance(value, bool | int | float):
                     return str(value)
-                self.repairs += 1
+                self._on_repair(1)
                 return self.text(safe_str(value), scrub=False)
             if kind == "int":
                 if isinstance(value, bool):
@@ -132,7 +140,7 @@ class Sanitizer:
                     return value if -(2**63) <= value < 2**63 else None
                 if isinstance(value, float) and value.is_integer():
                     return int(value)
-                self.repairs += 1
+                self._on_repair(1)
                 return int(str(value).strip())
             if kind == "float":
                 if isinstance(value, bool):
@@ -140,7 +148,7 @@ class Sanitizer:
                 if isinstance(value, int | float):
                     f = float(value)
                     return f if math.isfinite(f) else None
-                self.repairs += 1
+                self._on_repair(1)
                 f = float(str(value).strip())
                 return f if math.isfinite(f) else None
             if kind == "bool":
@@ -155,7 +163,7 @@ class Sanitizer:
                 return tuple([self.attribute(v, "str") for v in list(value)[:MAX_ITEMS]])
         except Exception:  # noqa: BLE001 - bad input is counted, never raised
             pass
-        self.repairs += 1
+        self._on_repair(1)
         return None
 
     # -- structured values (log bodies, captured content) ------------------------------------
@@ -174,14 +182,14 @@ class Sanitizer:
         if cls is int:
             if -(2**63) <= value < 2**63:
                 return value
-            self.repairs += 1
+            self._on_repair(1)
             return str(value)
         if value is None or cls is bool:
             return value
         if cls is float:
             if math.isfinite(value):
                 return value
-            self.repairs += 1
+            self._on_repair(1)
             return str(value)
         if isinstance(value, bool | int):
             return self._data(int(value) if not isinstance(value, bool) else bool(value),
@@ -191,14 +199,14 @@ class Sanitizer:
         if isinstance(value, str):
             return self.text(value, scrub=scrub)
         if isinstance(value, bytes | bytearray | memoryview):
-            self.repairs += 1
+            self._on_repair(1)
             return self.text(bytes(value).decode("utf-8", "replace"), scrub=scrub)
         if depth >= MAX_DEPTH:
-            self.repairs += 1
+            self._on_repair(1)
             return f"<{type(value).__name__}: too deep>"
         ident = id(value)
         if ident in seen:
-            self.repairs += 1
+            self._on_repair(1)
             return "<cycle>"
         seen.add(ident)
         try:
@@ -213,7 +221,7 @@ class Sanitizer:
                 items = list(value)
                 res = [self._data(v, scrub, depth + 1, seen, key) for v in items[:MAX_ITEMS]]
                 if len(items) > MAX_ITEMS:
-                    self.repairs += 1
+                    self._on_repair(1)
                     res.append(f"… {len(items) - MAX_ITEMS} more items")
                 return res
             names = _dataclass_fields(cls)
@@ -223,10 +231,10 @@ class Sanitizer:
                     out[name] = self._data(getattr(value, name, None), scrub, depth + 1,
                                            seen, name)
                 return out
-            self.repairs += 1
+            self._on_repair(1)
             return self.text(f"<{type(value).__name__}> {safe_str(value)}", scrub=True)
         except Exception:  # noqa: BLE001 - e.g. a mapping whose items() raises
-            self.repairs += 1
+            self._on_repair(1)
             return f"<unreadable {type(value).__name__}>"
         finally:
             seen.discard(ident)
@@ -235,7 +243,7 @@ class Sanitizer:
         out: dict[str, Any] = {}
         for i, (k, v) in enumerate(list(value.items())):
             if i >= MAX_ITEMS:
-                self.repairs += 1
+                self._on_repair(1)
                 out["…"] = f"{len(value) - MAX_ITEMS} more items"
                 break
             ks = k if k.__class__ is str and len(k) <= 64 and k.isascii() else \
@@ -250,7 +258,7 @@ class Sanitizer:
             try:
                 value = self.redact(key, value)
             except Exception:  # noqa: BLE001 - a broken hook drops the value, never raises
-                self.repairs += 1
+                self._on_repair(1)
                 return None
             if value is None:
                 return None

@@ -1,4 +1,5 @@
-"""Event classes for what llmgine 0.0.1 cannot express: LLM calls, streaming chunks, agents.
+"""Event classes for what llmgine 0.0.1 cannot express: LLM calls, streaming chunks, tool
+executions with a start and an end, agents.
 
 They carry the same four base fields as ``llmgine.messages.events.Event`` (event_id,
 timestamp, metadata, session_id) so they can be published on llmgine's MessageBus and are
@@ -19,6 +20,8 @@ __all__ = [
     "LLMCallStartedEvent",
     "LLMStreamChunkEvent",
     "OtelEvent",
+    "ToolExecutionFinishedEvent",
+    "ToolExecutionStartedEvent",
 ]
 
 
@@ -99,6 +102,9 @@ class LLMCallFinishedEvent(OtelEvent):
     time_to_first_chunk: float | None = None
     """Seconds from request to the first streamed chunk."""
     chunk_count: int | None = None
+    server_address: str | None = None
+    server_port: int | None = None
+    """Where the request went, when only the response says (it overrides the start's)."""
     error: BaseException | str | None = None
     error_type: str | None = None
     # Content: recorded only when content capture is on.
@@ -123,3 +129,30 @@ class AgentInvocationFinishedEvent(OtelEvent):
     invocation_id: str = ""
     error: BaseException | str | None = None
     error_type: str | None = None
+
+
+@dataclass
+class ToolExecutionStartedEvent(OtelEvent):
+    """A tool started running (``execute_tool`` span). ``tool_call_id`` is the model's id of
+    the call; the span is keyed by it within the session, so an app that also publishes
+    llmgine's ``ToolExecuteResultEvent`` for the same call gets one span, not two."""
+
+    tool_call_id: str = field(default_factory=_new_id)
+    tool_name: str = ""
+    tool_type: str = "function"
+    tool_description: str | None = None
+    command_id: str | None = None
+    # Content: recorded only when content capture is on.
+    arguments: Any = None
+
+
+@dataclass
+class ToolExecutionFinishedEvent(OtelEvent):
+    """A tool finished, with its result, or with ``error`` (raised, timed out, invalid
+    arguments, or an error string the tool manager returned instead of raising)."""
+
+    tool_call_id: str = ""
+    error: BaseException | str | None = None
+    error_type: str | None = None
+    # Content: recorded only when content capture is on.
+    result: Any = None

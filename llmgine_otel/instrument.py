@@ -11,7 +11,8 @@ It wraps three methods of llmgine's ``MessageBus``:
   commands of one session, and commands sent to other processes parent correctly;
 - ``_execute_with_middleware``: while the handler runs, the command span is the current
   span of that task, so spans made inside by other instrumentation or the app's own tracer
-  (across awaits and ``asyncio.create_task``) become its children.
+  (across awaits and ``asyncio.create_task``) become its children; and the command's bus is
+  where LLM calls and tool runs inside it publish their events (``publish.command_scope``).
 
 No duplicates: instrumenting twice is refused by ``BaseInstrumentor``; an event is marked
 with a per-instrumentation token once observed (re-publishing it is not observed again);
@@ -21,6 +22,8 @@ and when the bus's own manager already holds an ``OTelHandler`` (the app registe
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import itertools
 import logging
 import os
@@ -36,6 +39,7 @@ from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from llmgine_otel.propagation import TRACEPARENT, inject_context, session_parent_span
+from llmgine_otel.publish import CommandScope, command_scope
 from llmgine_otel.spans import SpanTable
 from llmgine_otel.translate import OTelHandler
 
@@ -152,26 +156,31 @@ class _Observer:
                 span = entry.span if entry is not None else None
         except Exception:  # noqa: BLE001
             self._warn_once("_execute_with_middleware")
-        if span is None:
+        scope = _scope_of(instance, command)
+        if scope is None:
             return await wrapped(*args, **kwargs)
-        # Status and exceptions are the translator's job (from CommandResultEvent).
-        with trace.use_span(span, end_on_exit=False, record_exception=False,
-                            set_status_on_exception=False):
-            return await wrapped(*args, **kwargs)
+        with command_scope(scope):
+            if span is None:
+                return await wrapped(*args, **kwargs)
+            # Status and exceptions are the translator's job (from CommandResultEvent).
+            with trace.use_span(span, end_on_exit=False, record_exception=False,
+                                set_status_on_exception=False):
+                return await wrapped(*args, **kwargs)
+
+
+def _scope_of(bus: Any, command: Any) -> CommandScope | None:
+    """Where LLM calls and tool runs inside this command's handler publish their events."""
+    try:
+        loop = asyncio.get_running_loop()
+        sid = getattr(command, "session_id", None)
+        cid = getattr(command, "command_id", None)
+        return CommandScope(bus, loop, sid if isinstance(sid, str) else str(sid),
+                            cid if cid is None or isinstance(cid, str) else str(cid))
+    except Exception:  # noqa: BLE001
+        return None
 
 
 _active: _Observer | None = None
-
-
-def _warn_if_sdk_configured_elsewhere() -> None:
-    """Another configurator (e.g. opentelemetry-distro's) already built SDK providers."""
-    from opentelemetry.sdk.trace import TracerProvider
-
-    if isinstance(trace.get_tracer_provider(), TracerProvider):
-        _log.warning("llmgine_otel: the OpenTelemetry SDK was already configured by another "
-                     "configurator; llmgine telemetry gets its own pipeline. For one pipeline "
-                     "set OTEL_PYTHON_DISTRO=llmgine_otel and "
-                     "OTEL_PYTHON_CONFIGURATOR=llmgine_otel (see docs/zero-code.md)")
 
 
 def active_observer() -> _Observer | None:
@@ -182,10 +191,17 @@ def active_observer() -> _Observer | None:
 class LLMgineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Instrument llmgine's ``MessageBus``.
 
-    ``instrument()`` uses :func:`llmgine_otel.get_telemetry` (or :func:`configure`);
-    ``instrument(telemetry=t)`` uses ``t``; ``instrument(handler=h)`` feeds any object with
-    ``handle(event)`` and a ``table`` (an :class:`OTelHandler`), e.g. one built on in-memory
-    exporters in tests. With llmgine missing it does nothing and says so once (INFO).
+    Besides the bus it traces litellm's calls (:mod:`llmgine_otel.litellm_calls`) and
+    ToolManager's tool runs (:mod:`llmgine_otel.tool_runs`) when they are importable;
+    ``libraries=("litellm",)`` or ``LLMGINE_OTEL_INSTRUMENT`` chooses (``none``: bus only).
+
+    ``instrument()`` uses :func:`llmgine_otel.get_telemetry`, else the app's global
+    providers when it set its own, else :func:`configure` (:mod:`llmgine_otel.providers`);
+    ``instrument(tracer_provider=..., logger_provider=..., meter_provider=...)`` uses those
+    (the contrib convention); ``instrument(telemetry=t)`` uses ``t``;
+    ``instrument(handler=h)`` feeds any object with ``handle(event)`` and a ``table`` (an
+    :class:`OTelHandler`), e.g. one built on in-memory exporters in tests. With llmgine
+    missing, or ``OTEL_SDK_DISABLED=true``, it does nothing and says so once (INFO).
     """
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -199,6 +215,12 @@ class LLMgineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         global _active
+        libraries = _libraries(kwargs.get("libraries"))  # ConfigError before any patching
+        from llmgine_otel.otel_env import bool_var
+
+        if bool_var("OTEL_SDK_DISABLED", os.environ, False).value:
+            _log.info("llmgine_otel: OTEL_SDK_DISABLED=true; LLMgineInstrumentor does nothing")
+            return
         try:
             from llmgine.bus import bus as bus_module
         except ImportError as exc:  # missing, or Python < 3.12 (llmgine needs typing.override)
@@ -211,12 +233,11 @@ class LLMgineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         else:
             telemetry = kwargs.get("telemetry")
             if telemetry is None:
-                from llmgine_otel.telemetry import configure, get_telemetry
+                from llmgine_otel.providers import telemetry_for
 
-                telemetry = get_telemetry()
-                if telemetry is None:
-                    _warn_if_sdk_configured_elsewhere()
-                    telemetry = configure()
+                telemetry = telemetry_for(kwargs.get("tracer_provider"),
+                                          kwargs.get("logger_provider"),
+                                          kwargs.get("meter_provider"))
             handler = telemetry.handler
             observe = telemetry.manager.observe_event
         observer = _Observer(handler, observe)
@@ -225,6 +246,8 @@ class LLMgineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                        "_execute_with_middleware": observer.run_handler}[name]
             wrap_function_wrapper(bus_module, f"MessageBus.{name}", wrapper)
         _active = observer
+        for lib in libraries:  # each wraps its library when (or once) it is imported
+            importlib.import_module(_LIBRARIES[lib]).instrument()
 
     def _uninstrument(self, **kwargs: Any) -> None:
         global _active
@@ -232,6 +255,34 @@ class LLMgineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             return
         from llmgine.bus.bus import MessageBus
 
+        for module in _LIBRARIES.values():
+            importlib.import_module(module).uninstrument()
         for name in _WRAPPED:
             unwrap(MessageBus, name)
         _active = None
+
+
+def _libraries(given: Any) -> tuple[str, ...]:
+    """What is traced besides the bus: ``libraries=`` or ``LLMGINE_OTEL_INSTRUMENT``
+    (comma-separated; ``none`` for the bus only), default all of them."""
+    from llmgine_otel.config import ConfigError
+
+    var = "LLMGINE_OTEL_INSTRUMENT"
+    if given is None:
+        raw = os.environ.get(var, "").strip()
+        names = tuple(n.strip() for n in raw.split(",") if n.strip()) if raw \
+            else tuple(_LIBRARIES)
+    else:
+        var = "libraries"
+        names = (given,) if isinstance(given, str) else tuple(given)
+    if names == ("none",):
+        return ()
+    unknown = [n for n in names if n not in _LIBRARIES]
+    if unknown:
+        raise ConfigError(f"{var}={','.join(map(str, names))!r} is not valid; allowed: a "
+                          f"comma-separated subset of {', '.join(_LIBRARIES)}, or none")
+    return names
+
+
+# What is traced besides the bus: each module has instrument() and uninstrument().
+_LIBRARIES = {"litellm": "llmgine_otel.litellm_calls", "tools": "llmgine_otel.tool_runs"}

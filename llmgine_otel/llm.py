@@ -7,6 +7,12 @@ llmgine 0.0.1 calls litellm directly and publishes nothing about it; wrap the ca
         response = await litellm.acompletion(model=..., messages=msgs)
         call.record_response(response)
 
+While the block runs (and while a wrapped stream's chunks are pulled) the LLM span is the
+current span, so spans other instrumentation makes for the request (httpx, aiohttp, the
+provider SDK) are its children. The events go through :mod:`llmgine_otel.publish`: translated
+at once, then published on ``target`` (default: the bus of the command this code runs for).
+litellm calls need none of this: :mod:`llmgine_otel.litellm_calls` wraps them.
+
 It also works as a plain ``with`` block and as a decorator (the decorated function's
 return value is recorded, or wrapped when it is a stream). Streams: iterate
 ``call.wrap_stream(stream)``; the span ends when the stream is exhausted, closed
@@ -18,18 +24,23 @@ An exception in the block ends the span with ERROR.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import dataclasses
 import functools
 import inspect
 import logging
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from llmgine_otel.events import LLMCallFinishedEvent, LLMCallStartedEvent, LLMStreamChunkEvent
 from llmgine_otel.propagation import inject_context, session_parent_span
+from llmgine_otel.publish import aemit, emit, translator_for
 
 __all__ = ["LLMCall", "LLMStream", "llm_call"]
 
@@ -38,7 +49,6 @@ _START_FIELDS = frozenset(f.name for f in dataclasses.fields(LLMCallStartedEvent
 _ALIASES = {"n": "choice_count", "stop": "stop_sequences", "max_completion_tokens": "max_tokens"}
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
                  "cache_creation_input_tokens", "reasoning_output_tokens")
-_pending: set[asyncio.Task[Any]] = set()
 
 
 def llm_call(target: Any = None, *, model: str, provider: str, session_id: str,
@@ -102,27 +112,6 @@ def _plain(obj: Any) -> Any:
     return str(obj)
 
 
-def _fallback_observe() -> Callable[[Any], None] | None:
-    """Where an event goes without a bus or loop: the instrumentation, else the telemetry."""
-    from llmgine_otel.instrument import active_observer
-    from llmgine_otel.telemetry import get_telemetry
-
-    obs = active_observer()
-    if obs is not None:
-        return obs.observe
-    tel = get_telemetry()
-    return tel.observe_event if tel is not None else None
-
-
-def _table() -> Any:
-    from llmgine_otel.instrument import active_observer
-    from llmgine_otel.telemetry import get_telemetry
-
-    obs = active_observer()
-    handler = obs.handler if obs is not None else getattr(get_telemetry(), "handler", None)
-    return getattr(handler, "table", None)
-
-
 class LLMCall:
     """One LLM request; see :func:`llm_call`. Single use as a block; reusable as decorator."""
 
@@ -155,6 +144,11 @@ class LLMCall:
         self._started = False
         self._in_block = False
         self._stream: weakref.ReferenceType[LLMStream] | None = None
+        self.server_known = bool(request_params.get("server_address"))
+        """The request named where it goes (else the response may say: record_server)."""
+        self.span: trace.Span | None = None
+        """The LLM span, once started (None when no telemetry is configured)."""
+        self._token: Any = None
 
     # -- recording -----------------------------------------------------------------------------
     def record_response(self, response: Any) -> None:
@@ -199,6 +193,13 @@ class LLMCall:
                 usage, "completion_tokens_details.reasoning_tokens",
                 "output_tokens_details.reasoning_tokens", "reasoning_tokens"))
 
+    def record_server(self, address: str | None, port: int | None) -> None:
+        """Where the request really went (e.g. from the response), if the start guessed."""
+        if isinstance(address, str) and address:
+            self._result["server_address"] = address
+            if isinstance(port, int):
+                self._result["server_port"] = port
+
     def record_usage(self, input_tokens: int | None = None, output_tokens: int | None = None,
                      cache_read_input_tokens: int | None = None,
                      cache_creation_input_tokens: int | None = None,
@@ -222,10 +223,22 @@ class LLMCall:
         self._started = True
         self._t0 = time.monotonic()
         ev = self.started_event
-        span = session_parent_span(_table(), self.session_id)
+        handler = translator_for()
+        span = session_parent_span(getattr(handler, "table", None), self.session_id)
         if span is not None:
             inject_context(ev.metadata, span)
         return ev
+
+    def _took_span(self, entry: Any) -> None:
+        self.span = getattr(entry, "span", None)
+
+    def start(self) -> None:
+        """Publish the start from sync code (any thread); the span exists afterwards."""
+        self._took_span(emit(self._start_event(), self._target))
+
+    async def astart(self) -> None:
+        """Publish the start from async code; the span exists afterwards."""
+        self._took_span(await aemit(self._start_event(), self._target))
 
     def _end_event(self, error: BaseException | str | None = None,
                    error_type: str | None = None) -> LLMCallFinishedEvent | None:
@@ -240,6 +253,20 @@ class LLMCall:
                                   error=error, error_type=error_type, **r)
         self.finished_event = ev
         return ev
+
+    def end(self, error: BaseException | str | None = None, error_type: str | None = None
+            ) -> None:
+        """Publish the end (once; later calls do nothing) from sync code."""
+        ev = self._end_event(error, error_type)
+        if ev is not None:
+            emit(ev, self._target)
+
+    async def aend(self, error: BaseException | str | None = None,
+                   error_type: str | None = None) -> None:
+        """Publish the end (once) from async code."""
+        ev = self._end_event(error, error_type)
+        if ev is not None:
+            await aemit(ev, self._target)
 
     def _on_chunk(self, chunk: Any) -> None:
         self.chunks += 1
@@ -261,105 +288,70 @@ class LLMCall:
         return LLMStreamChunkEvent(session_id=self.session_id, call_id=self.call_id,
                                    index=self.chunks - 1)
 
-    async def _aemit(self, event: Any) -> None:
-        target = self._target
-        try:
-            publish = getattr(target, "publish", None)
-            if target is not None and callable(publish):
-                await publish(event, await_processing=False)
-                return
-            if callable(target):
-                result = target(event)
-                if inspect.isawaitable(result):
-                    await result
-                return
-        except Exception:  # noqa: BLE001 - telemetry never breaks the LLM call
-            _log.warning("llmgine_otel could not publish %s", type(event).__name__,
-                         exc_info=True)
+    # -- the current span ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def current(self) -> Iterator[None]:
+        """Make the LLM span the current span (of this thread or task) inside the block."""
+        if self.span is None:
+            yield
             return
-        self._observe_directly(event)
-
-    def _emit(self, event: Any) -> None:
-        """Publish from sync code: a task on the running loop, else straight to telemetry."""
-        target = self._target
+        token = otel_context.attach(trace.set_span_in_context(self.span))
         try:
-            publish = getattr(target, "publish", None)
-            if target is not None and callable(publish):
-                coro = publish(event, await_processing=False)
-                if not self._schedule(coro):
-                    self._observe_directly(event)
-                return
-            if callable(target):
-                result = target(event)
-                if inspect.isawaitable(result) and not self._schedule(result):
-                    self._observe_directly(event)
-                return
-        except Exception:  # noqa: BLE001
-            _log.warning("llmgine_otel could not publish %s", type(event).__name__,
-                         exc_info=True)
-            return
-        self._observe_directly(event)
+            yield
+        finally:
+            otel_context.detach(token)
 
-    @staticmethod
-    def _schedule(awaitable: Any) -> bool:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            if inspect.iscoroutine(awaitable):
-                awaitable.close()
-            return False
-        task = loop.create_task(awaitable)
-        _pending.add(task)
-        task.add_done_callback(_pending.discard)
-        return True
+    def _activate(self) -> None:
+        if self.span is not None:
+            self._token = otel_context.attach(trace.set_span_in_context(self.span))
 
-    @staticmethod
-    def _observe_directly(event: Any) -> None:
-        observe = _fallback_observe()
-        if observe is None:
-            _log.debug("llmgine_otel: no telemetry configured; %s dropped", type(event).__name__)
-            return
-        observe(event)
+    def _deactivate(self) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            otel_context.detach(token)
 
     # -- context managers ----------------------------------------------------------------------
     async def __aenter__(self) -> LLMCall:
-        await self._aemit(self._start_event())
+        await self.astart()
         self._in_block = True
+        self._activate()
         return self
 
     def _leave(self, exc: BaseException | None) -> tuple[Any, Any]:
-        """Leaving the block: (end event to publish, or a stream to close early, or neither).
+        """Leaving the block: (end to publish, or a stream to close early, or neither).
 
         A stream handed on unread ends the span itself; one broken out of is closed here."""
         self._in_block = False
+        self._deactivate()
         stream = self._stream() if self._stream is not None else None
         if exc is not None:
             if stream is not None:
-                stream._done = True
-                stream._finalizer.detach()
-            return self._end_event(error=exc), None
-        if stream is not None and not stream._done:
-            return None, stream if stream._iterated else None
-        return self._end_event(), None
+                stream._self_done = True
+                stream._self_finalizer.detach()
+            return (exc,), None
+        if stream is not None and not stream._self_done:
+            return None, stream if stream._self_iterated else None
+        return (None,), None
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        ev, stream = self._leave(exc)
+        end, stream = self._leave(exc)
         if stream is not None:
             await stream.aclose()  # a break inside the block: closed early
-        elif ev is not None:
-            await self._aemit(ev)
+        elif end is not None:
+            await self.aend(error=end[0])
 
     def __enter__(self) -> LLMCall:
-        self._emit(self._start_event())
+        self.start()
         self._in_block = True
+        self._activate()
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        ev, stream = self._leave(exc)
+        end, stream = self._leave(exc)
         if stream is not None:
             stream.close()
-        elif ev is not None:
-            self._emit(ev)
+        elif end is not None:
+            self.end(error=end[0])
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Use as a decorator: each call of ``fn`` is one LLM call (a fresh LLMCall)."""
@@ -392,10 +384,16 @@ class LLMCall:
 
     # -- streaming -----------------------------------------------------------------------------
     def wrap_stream(self, stream: Any) -> LLMStream:
-        """Iterate this instead of ``stream`` (sync or async); it ends the span."""
+        """Iterate this instead of ``stream`` (sync or async); it ends the span. It is a
+        transparent proxy: attributes, methods and ``isinstance`` checks reach ``stream``."""
         wrapped = LLMStream(self, stream)
         self._stream = weakref.ref(wrapped)
         return wrapped
+
+
+def _attach(span: trace.Span | None) -> Any:
+    """Make ``span`` current (the token to detach), or None when there is no span."""
+    return None if span is None else otel_context.attach(trace.set_span_in_context(span))
 
 
 def _abandoned(call: LLMCall) -> None:
@@ -404,84 +402,90 @@ def _abandoned(call: LLMCall) -> None:
     if call._in_block:
         return
     try:
-        ev = call._end_event(error="stream abandoned before it was exhausted or closed",
-                             error_type="stream_abandoned")
-        if ev is not None:
-            call._emit(ev)
+        call.end(error="stream abandoned before it was exhausted or closed",
+                 error_type="stream_abandoned")
     except Exception:  # noqa: BLE001 - never raise from a finalizer
         pass
 
 
-class LLMStream:
-    """A streamed response that ends its LLM span when exhausted, closed or abandoned."""
+class LLMStream(wrapt.ObjectProxy):  # type: ignore[misc]
+    """A streamed response that ends its LLM span when exhausted, closed or abandoned, with
+    the span current while each chunk is pulled. Everything else reaches the source
+    (``wrapt.ObjectProxy``): its attributes, methods and class for ``isinstance``."""
 
     def __init__(self, call: LLMCall, source: Any) -> None:
-        self._call = call
-        self._source = source
-        self._it: Any = None
-        self._ait: Any = None
-        self._done = False
-        self._iterated = False
+        super().__init__(source)
+        self._self_call = call
+        self._self_it: Any = None
+        self._self_ait: Any = None
+        self._self_done = False
+        self._self_iterated = False
         # Holds the call, never this stream: collected as soon as the stream is dropped.
-        self._finalizer = weakref.finalize(self, _abandoned, call)
-        self._finalizer.atexit = False
+        self._self_finalizer = weakref.finalize(self, _abandoned, call)
+        self._self_finalizer.atexit = False
 
     @property
     def call(self) -> LLMCall:
-        return self._call
+        return self._self_call  # type: ignore[no-any-return]
 
-    def _finish(self, exc: BaseException | None = None) -> Any:
-        self._done = True
-        self._finalizer.detach()
-        return self._call._end_event(error=exc)
+    def _finish(self) -> None:
+        self._self_done = True
+        self._self_finalizer.detach()
 
     # async ----------------------------------------------------------------------------------
     def __aiter__(self) -> LLMStream:
         return self
 
     async def __anext__(self) -> Any:
-        if self._done:
+        call: LLMCall = self._self_call
+        if self._self_done:
             raise StopAsyncIteration
-        if self._ait is None and self._it is None:
-            src = self._source
+        if self._self_ait is None and self._self_it is None:
+            src = self.__wrapped__
             if hasattr(src, "__anext__"):
-                self._ait = src
+                self._self_ait = src
             elif hasattr(src, "__aiter__"):
-                self._ait = src.__aiter__()
+                self._self_ait = src.__aiter__()
             else:
-                self._it = iter(src)
-        self._iterated = True
+                self._self_it = iter(src)
+        self._self_iterated = True
         try:
-            if self._ait is not None:
-                chunk = await self._ait.__anext__()
-            else:
-                try:
-                    chunk = next(self._it)
-                except StopIteration:
-                    raise StopAsyncIteration from None
+            # call.current() inlined: this runs once per chunk, and the generator-based
+            # context manager cost three times the attach/detach itself.
+            token = _attach(call.span)
+            try:
+                if self._self_ait is not None:
+                    chunk = await self._self_ait.__anext__()
+                else:
+                    try:
+                        chunk = next(self._self_it)
+                    except StopIteration:
+                        raise StopAsyncIteration from None
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
         except StopAsyncIteration:
-            await self._aemit_end(self._finish())
+            self._finish()
+            await call.aend()
             raise
         except BaseException as exc:
-            await self._aemit_end(self._finish(exc))
+            self._finish()
+            await call.aend(error=exc)
             raise
-        self._call._on_chunk(chunk)
-        if self._call.chunk_events:
-            await self._call._aemit(self._call._chunk_event())
+        call._on_chunk(chunk)
+        if call.chunk_events:
+            await aemit(call._chunk_event(), call._target)
         return chunk
-
-    async def _aemit_end(self, ev: Any) -> None:
-        if ev is not None:
-            await self._call._aemit(ev)
 
     async def aclose(self) -> None:
         """Stop early: end the span (OK) and close the source."""
-        if not self._done:
-            ev = self._finish()
-            if ev is not None:
-                await self._call._aemit(ev)
+        call: LLMCall = self._self_call
+        if not self._self_done:
+            self._finish()
+            await call.aend()
+        src = self._self_ait if self._self_ait is not None else self.__wrapped__
         for closer in ("aclose", "close"):
-            fn = getattr(self._ait if self._ait is not None else self._source, closer, None)
+            fn = getattr(src, closer, None)
             if callable(fn):
                 try:
                     result = fn()
@@ -502,35 +506,40 @@ class LLMStream:
         return self
 
     def __next__(self) -> Any:
-        if self._done:
+        call: LLMCall = self._self_call
+        if self._self_done:
             raise StopIteration
-        if self._it is None:
-            self._it = iter(self._source)
-        self._iterated = True
+        if self._self_it is None:
+            self._self_it = iter(self.__wrapped__)
+        self._self_iterated = True
         try:
-            chunk = next(self._it)
+            token = _attach(call.span)  # call.current() inlined, as in __anext__
+            try:
+                chunk = next(self._self_it)
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
         except StopIteration:
-            ev = self._finish()
-            if ev is not None:
-                self._call._emit(ev)
+            self._finish()
+            call.end()
             raise
         except BaseException as exc:
-            ev = self._finish(exc)
-            if ev is not None:
-                self._call._emit(ev)
+            self._finish()
+            call.end(error=exc)
             raise
-        self._call._on_chunk(chunk)
-        if self._call.chunk_events:
-            self._call._emit(self._call._chunk_event())
+        call._on_chunk(chunk)
+        if call.chunk_events:
+            emit(call._chunk_event(), call._target)
         return chunk
 
     def close(self) -> None:
         """Stop early: end the span (OK) and close the source."""
-        if not self._done:
-            ev = self._finish()
-            if ev is not None:
-                self._call._emit(ev)
-        fn = getattr(self._it if self._it is not None else self._source, "close", None)
+        call: LLMCall = self._self_call
+        if not self._self_done:
+            self._finish()
+            call.end()
+        src = self._self_it if self._self_it is not None else self.__wrapped__
+        fn = getattr(src, "close", None)
         if callable(fn):
             try:
                 result = fn()
@@ -544,9 +553,3 @@ class LLMStream:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        # Anything else (e.g. litellm's ``completion_stream``) comes from the source.
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._source, name)

@@ -17,6 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from llmgine_otel.config import ObservabilityConfig
 from llmgine_otel.metrics import SelfStats
 
 if TYPE_CHECKING:
@@ -55,11 +56,31 @@ def _name(handler: Any) -> str:
 
 class ObservabilityManager:
     """Runs every registered handler on each event; same methods as llmgine's manager plus
-    ``aobserve_event``. Pass it to ``MessageBus(observability=...)``."""
+    ``aobserve_event``. Pass it to ``MessageBus(observability=...)``.
 
-    def __init__(self, stats: SelfStats | None = None, *, enabled: bool = True,
-                 time_handlers: bool = True, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-                 handler_timeout_s: float = DEFAULT_HANDLER_TIMEOUT_S) -> None:
+    ``ObservabilityManager(config)`` (the design's form) takes ``enabled`` and the async
+    handler bounds from an :class:`ObservabilityConfig`; ``ObservabilityManager(stats)``
+    counts into a ``SelfStats`` (what ``configure()`` does). Anything else is a ``TypeError``
+    here, never at publish."""
+
+    def __init__(self, config: ObservabilityConfig | SelfStats | None = None, *,
+                 stats: SelfStats | None = None, enabled: bool | None = None,
+                 time_handlers: bool = True, max_in_flight: int | None = None,
+                 handler_timeout_s: float | None = None) -> None:
+        if isinstance(config, SelfStats):
+            stats, config = config, None
+        elif config is not None and not isinstance(config, ObservabilityConfig):
+            raise TypeError(f"ObservabilityManager takes an ObservabilityConfig (or SelfStats), "
+                            f"not {type(config).__name__}")
+        if enabled is None:
+            enabled = config.enabled if config is not None else True
+        if max_in_flight is None:
+            max_in_flight = (config.handler_max_in_flight if config is not None
+                             else DEFAULT_MAX_IN_FLIGHT)
+        if handler_timeout_s is None:
+            handler_timeout_s = (config.handler_timeout_s if config is not None
+                                 else DEFAULT_HANDLER_TIMEOUT_S)
+        self.config = config
         self.stats = stats or SelfStats()
         self._handlers: list[Any] = []
         self._sync: tuple[tuple[Any, str], ...] = ()

@@ -3,7 +3,7 @@ and this package's self-metrics.
 
 Self-metrics are plain integers bumped on the hot path (no SDK call per event) and exposed
 through observable instruments, so exporting them costs nothing until a reader collects.
-``prometheus_text`` renders them (and the SDK's view of every instrument) for scraping.
+``prometheus_text`` (from ``llmgine_otel.prometheus``) renders every instrument for scraping.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.trace import SpanProcessor
+
+from llmgine_otel.prometheus import prometheus_text
 
 __all__ = ["PullableReader", "SelfMetrics", "SelfStats", "SpanMetrics", "SpanMetricsProcessor",
            "histogram_views", "prometheus_text"]
@@ -32,7 +34,7 @@ def histogram_views() -> list[View]:
         View(instrument_name="gen_ai.client.token.usage",
              aggregation=ExplicitBucketHistogramAggregation(TOKEN_BUCKETS)),
         View(instrument_name="gen_ai.client.operation.duration", aggregation=dur),
-        View(instrument_name="gen_ai.execute_tool.duration", aggregation=dur),
+        View(instrument_name="llmgine.tool.duration", aggregation=dur),
         View(instrument_name="llmgine.command.duration", aggregation=dur),
         View(instrument_name="gen_ai.client.operation.time_to_first_chunk",
              aggregation=ExplicitBucketHistogramAggregation(CHUNK_BUCKETS)),
@@ -67,6 +69,16 @@ class SelfStats:
         with self.lock:
             self.dropped[(signal, reason)] += n
 
+    def outcome(self, name: str, n: int = 1) -> None:
+        """Count a translation outcome (atomically: publishers run on many threads)."""
+        with self.lock:
+            self.outcomes[name] += n
+
+    def produce(self, signal: str, n: int = 1) -> None:
+        """Count items handed to the export pipeline (the identity's left-hand side)."""
+        with self.lock:
+            self.produced[signal] += n
+
     def dropped_total(self, signal: str) -> int:
         with self.lock:  # export threads may still be counting
             return sum(n for (sig, _), n in self.dropped.items() if sig == signal)
@@ -91,7 +103,7 @@ class SelfStats:
 # Span attributes copied onto the metrics, per kind of span (semconv metric attributes).
 _LLM_KEYS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
              "gen_ai.response.model", "server.address", "server.port", "error.type")
-_TOOL_KEYS = ("gen_ai.operation.name", "gen_ai.tool.name", "error.type")
+_TOOL_KEYS = ("gen_ai.tool.name", "error.type")
 _COMMAND_KEYS = ("llmgine.command.type", "error.type")
 _NOT_INFERENCE = frozenset({"execute_tool", "invoke_agent", "create_agent", "invoke_workflow"})
 
@@ -115,8 +127,10 @@ class SpanMetrics:
         self.time_to_first_chunk = meter.create_histogram(
             "gen_ai.client.operation.time_to_first_chunk", unit="s",
             description="Time to receive the first chunk of a streamed response.")
+        # Not gen_ai.client.operation.duration: in the conventions v1.41.0 that requires
+        # gen_ai.provider.name, which a tool run by the application does not have.
         self.tool_duration = meter.create_histogram(
-            "gen_ai.execute_tool.duration", unit="s", description="Tool execution duration.")
+            "llmgine.tool.duration", unit="s", description="Tool execution duration.")
         self.command_duration = meter.create_histogram(
             "llmgine.command.duration", unit="s", description="llmgine command duration.")
         self.cost = meter.create_counter(
@@ -148,7 +162,7 @@ class SpanMetrics:
                 if isinstance(n, int) and n >= 0:
                     self.token_usage.record(n, {**attrs, "gen_ai.token.type": token_type})
             ttfc = a.get("gen_ai.response.time_to_first_chunk")
-            if isinstance(ttfc, float):
+            if isinstance(ttfc, float) and ttfc >= 0:  # an event's own figure may be bad
                 self.time_to_first_chunk.record(ttfc, attrs)
             cost = a.get("llmgine.cost.usd")
             if isinstance(cost, float):
@@ -178,6 +192,11 @@ class SpanMetricsProcessor(SpanProcessor):
         return True
 
 
+# Self-metric attributes, namespaced and defined in conventions/registry/attributes.yaml.
+_HANDLER = "llmgine.observability.handler.name"
+_SIGNAL = "llmgine.observability.signal"
+
+
 class SelfMetrics:
     """The package's own counters (``SelfStats``) as observable instruments."""
 
@@ -185,34 +204,35 @@ class SelfMetrics:
         st = stats
         counters = (
             ("llmgine.observability.events", "{event}", "Events observed, per handler.",
-             lambda: st.events_by_handler, ("handler",)),
+             lambda: st.events_by_handler, (_HANDLER,)),
             ("llmgine.observability.handler.errors", "{error}",
              "Handler failures (isolated, never raised into the bus).",
-             lambda: st.handler_errors, ("handler",)),
+             lambda: st.handler_errors, (_HANDLER,)),
             ("llmgine.observability.handler.dropped", "{event}",
              "Events an async handler did not finish: in-flight bound reached or timed out.",
-             lambda: st.handler_dropped, ("handler", "reason")),
+             lambda: st.handler_dropped, (_HANDLER, "llmgine.observability.drop.reason")),
             ("llmgine.observability.handler.duration", "s", "Total time spent in each handler.",
-             lambda: st.handler_seconds, ("handler",)),
+             lambda: st.handler_seconds, (_HANDLER,)),
             ("llmgine.observability.dropped", "{item}",
              "Spans/log records dropped, by signal and reason.",
-             lambda: st.dropped, ("signal", "reason")),
+             lambda: st.dropped, (_SIGNAL, "llmgine.observability.drop.reason")),
             ("llmgine.observability.exported", "{item}",
-             "Spans/log records accepted by the exporter.", lambda: st.exported, ("signal",)),
+             "Spans/log records accepted by the exporter.", lambda: st.exported, (_SIGNAL,)),
             ("llmgine.observability.outcomes", "{event}",
              "Out-of-order, duplicate, repaired and rejected events.",
-             lambda: st.outcomes, ("outcome",)),
+             lambda: st.outcomes, ("llmgine.observability.outcome",)),
         )
         for name, unit, description, source, labels in counters:
             meter.create_observable_counter(name, [_observe(source, labels)], unit=unit,
                                             description=description)
         meter.create_observable_counter(
-            "llmgine.observability.buffer", [_observe(lambda: st.buffer, ("signal", "event"))],
+            "llmgine.observability.buffer",
+            [_observe(lambda: st.buffer, (_SIGNAL, "llmgine.observability.buffer.event"))],
             unit="{item}", description="Disk buffer: items spilled, resent, adopted, expired "
             "and dropped_disk_full.")
         meter.create_observable_gauge(
             "llmgine.observability.buffer.items",
-            [_observe(lambda: st.buffered, ("signal",))],
+            [_observe(lambda: st.buffered, (_SIGNAL,))],
             unit="{item}", description="Items in the disk buffer, waiting to be resent.")
         for key, name, unit, text in (
                 ("bytes", "llmgine.observability.buffer.size", "By", "Disk buffer size."),
@@ -222,7 +242,7 @@ class SelfMetrics:
                                           description=text)
         meter.create_observable_gauge(
             "llmgine.observability.queue.size",
-            [_observe(lambda: {s: f() for s, f in st.queue_size.items()}, ("signal",))],
+            [_observe(lambda: {s: f() for s, f in st.queue_size.items()}, (_SIGNAL,))],
             unit="{item}", description="Items waiting in the export queue.")
 
 
@@ -244,20 +264,6 @@ def _observe(source: Callable[[], Mapping[Any, Any]], labels: tuple[str, ...]
         return out
 
     return callback
-
-
-def _prom_name(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name)
-
-
-def _labels(attrs: dict[str, Any], extra: dict[str, str] | None = None) -> str:
-    items = {**{_prom_name(k): v for k, v in attrs.items()}, **(extra or {})}
-    if not items:
-        return ""
-    body = ",".join(
-        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-        for k, v in sorted(items.items()))
-    return "{" + body + "}"
 
 
 class PullableReader:
@@ -288,39 +294,3 @@ class PullableReader:
         """The current cumulative metrics (``None`` before the reader is registered)."""
         collect = self._reader._collect
         return None if collect is None else collect(self._reader, timeout_millis=timeout_millis)
-
-
-def prometheus_text(metrics_data: Any) -> str:
-    """Prometheus text exposition of an SDK ``MetricsData`` (from a pull reader)."""
-    out: list[str] = []
-    if metrics_data is None:
-        return ""
-    for rm in metrics_data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                name = _prom_name(m.name)
-                data = m.data
-                kind = type(data).__name__
-                if kind == "Histogram":
-                    out.append(f"# HELP {name} {m.description}")
-                    out.append(f"# TYPE {name} histogram")
-                    for p in data.data_points:
-                        cum = 0
-                        attrs = dict(p.attributes)
-                        for bound, count in zip(p.explicit_bounds, p.bucket_counts, strict=False):
-                            cum += count
-                            le = {"le": repr(float(bound))}
-                            out.append(f"{name}_bucket{_labels(attrs, le)} {cum}")
-                        inf = {"le": "+Inf"}
-                        out.append(f"{name}_bucket{_labels(attrs, inf)} {p.count}")
-                        out.append(f"{name}_sum{_labels(dict(p.attributes))} {p.sum}")
-                        out.append(f"{name}_count{_labels(dict(p.attributes))} {p.count}")
-                else:
-                    monotonic = getattr(data, "is_monotonic", False)
-                    ptype = "counter" if kind == "Sum" and monotonic else "gauge"
-                    pname = f"{name}_total" if ptype == "counter" else name
-                    out.append(f"# HELP {pname} {m.description}")
-                    out.append(f"# TYPE {pname} {ptype}")
-                    for p in data.data_points:
-                        out.append(f"{pname}{_labels(dict(p.attributes))} {p.value}")
-    return "\n".join(out) + "\n"

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from llmgine_otel.otlp_groups import group
+
 if TYPE_CHECKING:  # protobuf is imported on use: writing files never needs it
     from google.protobuf.message import Message
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -44,11 +46,9 @@ JsonObj = dict[str, Any]
 # ---------------------------------------------------------------------------------------------
 # Encoding SDK objects
 #
-# Spans and logs are encoded straight to dicts, ~7x cheaper than the SDK's protobuf encoder plus
-# MessageToDict. Measured CPU time per span, 512-span batch, 8 attributes + 1 event per span,
-# Python 3.12, upb protobuf, on a 2-core EPYC shared with other jobs (load ~12, so high): direct
-# 36 us (56 us with json.dumps), protobuf encoder 112 us, protobuf + MessageToDict 250 us.
-# tests/files checks that both give the same dicts. Metrics are rare, so they use the SDK encoder.
+# Spans and logs are encoded straight to dicts, several times cheaper than the SDK's protobuf
+# encoder plus MessageToDict (figures in BENCHMARKS.md); tests/files checks that both give the
+# same dicts. Metrics are rare, so they use the SDK encoder.
 # ---------------------------------------------------------------------------------------------
 
 _SPAN_FLAGS_HAS_IS_REMOTE = 0x100
@@ -64,6 +64,9 @@ def _float(value: float) -> float | str:
     return "Infinity" if value > 0 else "-Infinity"
 
 
+_I64 = 1 << 63
+
+
 def encode_value(value: Any) -> JsonObj:
     """A Python value as an OTLP-JSON AnyValue (the SDK's mapping; unknown types as strings)."""
     if value is None:
@@ -73,7 +76,8 @@ def encode_value(value: Any) -> JsonObj:
     if isinstance(value, str):
         return {"stringValue": value}
     if isinstance(value, int):
-        return {"intValue": str(value)}
+        # OTLP's intValue is int64; beyond it, a string (as the wire encoder writes it).
+        return {"intValue": str(value)} if -_I64 <= value < _I64 else {"stringValue": str(value)}
     if isinstance(value, float):
         return {"doubleValue": _float(value)}
     if isinstance(value, bytes):
@@ -115,18 +119,11 @@ def _encode_scope(scope: InstrumentationScope | None) -> JsonObj:
 def _group(
     items: Iterable[Any], scope_key: str, items_key: str, encode: Callable[[Any], JsonObj]
 ) -> list[JsonObj]:
-    """Items grouped by resource then scope, as resource{Spans,Logs} entries."""
-    # Keyed by id(): Resource.__hash__ serialises every attribute, too slow to call per item.
-    by_resource: dict[int, tuple[Resource, dict[int, tuple[Any, list[JsonObj]]]]] = {}
-    for item in items:
-        resource = item.resource
-        scope = item.instrumentation_scope or None
-        scopes = by_resource.setdefault(id(resource), (resource, {}))[1]
-        scopes.setdefault(id(scope), (scope, []))[1].append(encode(item))
+    """Items grouped by resource then scope (``otlp_groups``), as resource{Spans,Logs}."""
     out: list[JsonObj] = []
-    for resource, scopes in by_resource.values():
+    for resource, scopes in group(items, encode):
         scope_entries: list[JsonObj] = []
-        for scope, encoded in scopes.values():
+        for scope, encoded in scopes:
             entry: JsonObj = {"scope": _encode_scope(scope), items_key: encoded}
             if scope is not None and scope.schema_url:
                 entry["schemaUrl"] = scope.schema_url
@@ -303,7 +300,9 @@ def _id_to_b64(value: str) -> str:
 
 
 def _for_parse(obj: Any) -> Any:
-    """A copy of an OTLP-JSON object that ``ParseDict`` accepts (hex ids, Collector infinities)."""
+    """A copy of an OTLP-JSON object that ``ParseDict`` accepts (hex ids, Collector
+    infinities, and an ``intValue`` beyond int64, which older versions of this package
+    wrote, as the ``stringValue`` the wire encoder makes of it)."""
     if isinstance(obj, dict):
         out = {}
         for key, val in obj.items():
@@ -312,6 +311,8 @@ def _for_parse(obj: Any) -> Any:
                     val = _id_to_b64(val)
                 elif key in _DOUBLE_KEYS:
                     val = _INF_SPELLINGS.get(val, val)
+                elif key in ("intValue", "int_value") and not _fits_int64(val):
+                    key = "stringValue"
             elif isinstance(val, (dict, list)):
                 val = _for_parse(val)
             out[key] = val
@@ -319,6 +320,13 @@ def _for_parse(obj: Any) -> Any:
     if isinstance(obj, list):
         return [_for_parse(v) if isinstance(v, (dict, list)) else v for v in obj]
     return obj
+
+
+def _fits_int64(text: str) -> bool:
+    try:
+        return -_I64 <= int(text) < _I64
+    except ValueError:
+        return True  # not a number at all: ParseDict reports it
 
 
 def decode_traces(obj: Mapping[str, Any]) -> ExportTraceServiceRequest:

@@ -14,6 +14,8 @@ import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from llmgine_otel.otlp_groups import group
+
 __all__ = ["encode_logs", "encode_spans", "encode_value"]
 
 _Q = struct.Struct("<Q").pack
@@ -145,7 +147,7 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     return b"".join(out)
 
 
-# -- resource / scope grouping -------------------------------------------------------------------
+# -- resource / scope -------------------------------------------------------------------
 
 
 def _resource(resource: Any) -> bytes:
@@ -165,32 +167,9 @@ def _scope(scope: Any) -> bytes:
 
 
 def _group(items: Iterable[Any], encode: Callable[[Any], bytes], item_tag: bytes) -> bytes:
-    """``Resource{Spans,Logs}`` entries (field 1 of the request), items grouped by resource and
-    scope in first-seen order, equal resources merged as the SDK does."""
-    # Keyed by id(): Resource.__hash__ serialises every attribute, too slow to call per item.
-    by_id: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
-    for item in items:
-        resource = item.resource
-        scope = item.instrumentation_scope or None
-        entry = by_id.get(id(resource))
-        if entry is None:
-            entry = by_id[id(resource)] = (resource, {})
-        scopes = entry[1]
-        bucket = scopes.get(id(scope))
-        if bucket is None:
-            bucket = scopes[id(scope)] = (scope, [])
-        bucket[1].append(item_tag + _ld(b"", encode(item)))
-    merged: list[tuple[Any, list[tuple[Any, list[bytes]]]]] = []
-    for resource, scopes in by_id.values():
-        for other, other_scopes in merged:
-            if other is resource or other == resource:
-                _merge_scopes(other_scopes, scopes.values())
-                break
-        else:
-            merged.append((resource, []))
-            _merge_scopes(merged[-1][1], scopes.values())
+    """``Resource{Spans,Logs}`` entries (field 1 of the request), grouped by ``otlp_groups``."""
     out = []
-    for resource, scope_list in merged:
+    for resource, scope_list in group(items, lambda item: item_tag + _ld(b"", encode(item))):
         body = _ld(b"\x0a", _resource(resource))  # ResourceX.resource = 1
         for scope, encoded in scope_list:
             sx = _ld(b"\x0a", _scope(scope)) + b"".join(encoded)  # ScopeX.scope = 1, items = 2
@@ -201,17 +180,6 @@ def _group(items: Iterable[Any], encode: Callable[[Any], bytes], item_tag: bytes
             body += _ld(b"\x1a", _utf8(resource.schema_url))  # ResourceX.schema_url = 3
         out.append(_ld(b"\x0a", body))
     return b"".join(out)
-
-
-def _merge_scopes(into: list[tuple[Any, list[bytes]]],
-                  scopes: Iterable[tuple[Any, list[bytes]]]) -> None:
-    for scope, encoded in scopes:
-        for other, other_encoded in into:
-            if other is scope or other == scope:
-                other_encoded.extend(encoded)
-                break
-        else:
-            into.append((scope, list(encoded)))
 
 
 # -- spans ---------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from time import time_ns
 from typing import Any
 
@@ -27,6 +28,8 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, Span
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
+
+from llmgine_otel import fast_paths
 
 __all__ = ["DirectSpan", "span_factory"]
 
@@ -247,8 +250,37 @@ _NEEDED = ("sampler", "resource", "span_processor", "id_generator", "instrumenta
 
 
 def span_factory(tracer: Any) -> Callable[..., Any]:
-    """A ``start_span``-like callable for ``tracer``: direct spans for the SDK's tracer, the
-    tracer's own ``start_span`` for anything else (an API no-op tracer, another SDK)."""
-    if all(hasattr(tracer, n) for n in _NEEDED):
-        return _Factory(tracer)
-    return tracer.start_span  # type: ignore[no-any-return]
+    """A ``start_span``-like callable for ``tracer``: direct spans for the SDK's tracer when
+    the ``spans`` fast path is on (tested SDK version, same span fields as the SDK's own), the
+    tracer's own ``start_span`` for anything else (the public path, an API no-op tracer)."""
+    if not all(hasattr(tracer, n) for n in _NEEDED):
+        return tracer.start_span  # type: ignore[no-any-return]
+    decision = fast_paths.decide("spans")
+    if decision.enabled:
+        problem = _structure_problem()
+        if problem is not None:
+            decision = fast_paths.Decision("spans", False, problem)
+    fast_paths.report(decision)
+    return _Factory(tracer) if decision.enabled else tracer.start_span
+
+
+@cache
+def _structure_problem() -> str | None:
+    """Why DirectSpan no longer matches the SDK's Span, or None: every field a span made by
+    ``Tracer.start_span`` holds must be one DirectSpan sets or defaults (a field that a new
+    SDK adds and its methods read would otherwise be missing from every direct span)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    try:
+        tracer = TracerProvider(shutdown_on_exit=False).get_tracer("llmgine_otel.probe")
+        real = tracer.start_span("probe")
+        direct = _Factory(tracer)("probe", attributes={})
+        missing = sorted(n for n in vars(real)
+                         if n not in vars(direct) and n not in DirectSpan.__dict__)
+        real.end()
+        direct.end()
+    except Exception as exc:  # noqa: BLE001 - any surprise means: not the SDK we know
+        return f"the SDK's Span could not be matched ({type(exc).__name__}: {exc})"
+    if missing:
+        return f"the SDK's Span has fields DirectSpan does not set: {', '.join(missing)}"
+    return None

@@ -1,16 +1,22 @@
 """The open-span table: spans found by (family, id), never by ambient context.
 
-Bounded by entry count and age. Entries that fall out are handed back to the caller to be
-ended with ERROR and a reason, so no span is silently dropped or leaked. One lock guards
-the table; every operation is O(1) amortized, whatever the number of open spans.
+Bounded by entry count and by age since *last activity* (a span is active while events of
+its session arrive or children start under it: a session busy for hours is never cut).
+Entries that fall out are handed back to the caller to be ended with ERROR and a reason, so
+no span is silently dropped or leaked; that happens when a span is added, and every
+``sweep_interval_s`` on a background thread, so spans left open by an app that went quiet
+are ended (and exported) too. One lock guards the table; every operation is O(1) amortized,
+whatever the number of open spans.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.context import Context
@@ -23,11 +29,13 @@ _ROOT = Context()
 
 
 class OpenSpan:
-    """A started span and what its end needs: start time, stream chunk tallies, and its
-    context (built once, reused for every child and log record)."""
+    """A started span and what its end needs: start time, stream chunk tallies, its
+    context (built once, reused for every child and log record), and the start's captured
+    content when the end's log record carries it (``mapping.Rule.log_scope``)."""
 
     __slots__ = ("_ctx", "chunk_first_ns", "chunk_gap_max_ns", "chunk_last_ns", "chunks",
-                 "family", "key", "mono", "sampled", "sc", "session", "span", "start_ns")
+                 "content", "family", "inherit", "key", "mono", "sampled", "sc", "session",
+                 "span", "start_ns")
 
     def __init__(self, key: Key, span: Any, session: str | None, start_ns: int) -> None:
         self.key = key
@@ -43,6 +51,9 @@ class OpenSpan:
         self.chunk_first_ns = 0
         self.chunk_last_ns = 0
         self.chunk_gap_max_ns = 0
+        self.inherit: Mapping[str, Any] | None = None
+        """Attributes this span's children carry too (``span_attributes``)."""
+        self.content: dict[str, Any] | None = None
 
     @property
     def ctx(self) -> Context:
@@ -58,15 +69,22 @@ class SpanTable:
 
     def __init__(self, max_entries: int, max_age_s: float,
                  on_evict: Callable[[OpenSpan, str], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *,
+                 sweep_in_background: bool = False) -> None:
         self.max_entries = max_entries
         self.max_age_s = max_age_s
         self._on_evict = on_evict
         self._clock = clock
+        # Activity is recorded at most this often per span (a lock and a move per event
+        # would cost the bus more than the precision is worth).
+        self._touch_every = min(1.0, max_age_s / 100)
+        # Least recently active first: age eviction looks at the front only.
         self._open: OrderedDict[Key, OpenSpan] = OrderedDict()
         self._stacks: dict[str, list[OpenSpan]] = {}
         self._ended: OrderedDict[Key, None] = OrderedDict()
         self._lock = threading.Lock()
+        if sweep_in_background:
+            _Sweeper.watch(self)
 
     def __len__(self) -> int:
         return len(self._open)
@@ -99,6 +117,28 @@ class SpanTable:
         for old, reason in evicted:
             self._on_evict(old, reason)
         return True
+
+    def touch(self, entry: OpenSpan | None) -> None:
+        """``entry`` is active now (its age counts from here)."""
+        if entry is None:
+            return
+        now = self._clock()
+        if now - entry.mono < self._touch_every:
+            return
+        with self._lock:
+            if self._open.get(entry.key) is entry:
+                entry.mono = now
+                self._open.move_to_end(entry.key)
+
+    def touch_session(self, session: str | None) -> None:
+        """An event of ``session`` arrived: its root span is active."""
+        if session is not None:
+            self.touch(self._open.get(("session", session)))
+
+    @property
+    def sweep_interval_s(self) -> float:
+        """How often the background sweeper looks (a tenth of the age limit, 1 s..60 s)."""
+        return max(1.0, min(60.0, self.max_age_s / 10))
 
     def pop(self, key: Key) -> tuple[OpenSpan | None, bool]:
         """Remove the open span for ``key`` and remember the key as ended.
@@ -153,7 +193,7 @@ class SpanTable:
         return entries
 
     def sweep(self) -> int:
-        """Evict entries past max age now (normally done on insert); returns how many."""
+        """Evict entries inactive for longer than max age now; returns how many."""
         evicted: list[OpenSpan] = []
         with self._lock:
             horizon = self._clock() - self.max_age_s
@@ -186,3 +226,38 @@ class SpanTable:
         ended[key] = None
         if len(ended) > self.max_entries:
             ended.popitem(last=False)
+
+
+class _Sweeper:
+    """One daemon thread for every table that asked for background sweeps (weakly held:
+    a table that is gone is forgotten); started again in a forked child."""
+
+    _tables: weakref.WeakSet[SpanTable] = weakref.WeakSet()
+    _thread: threading.Thread | None = None
+    _pid = 0
+    _lock = threading.Lock()
+    _wake = threading.Event()
+
+    @classmethod
+    def watch(cls, table: SpanTable) -> None:
+        with cls._lock:
+            cls._tables.add(table)
+            if cls._thread is None or cls._pid != os.getpid() or not cls._thread.is_alive():
+                cls._pid = os.getpid()
+                cls._thread = threading.Thread(target=cls._run, name="llmgine-otel-sweeper",
+                                               daemon=True)
+                cls._thread.start()
+            cls._wake.set()  # a new table may want a shorter interval
+
+    @classmethod
+    def _run(cls) -> None:
+        while True:
+            tables = list(cls._tables)
+            interval = min((t.sweep_interval_s for t in tables), default=60.0)
+            cls._wake.wait(interval)
+            cls._wake.clear()
+            for table in list(cls._tables):
+                try:
+                    table.sweep()
+                except Exception:  # noqa: BLE001 - the sweeper must outlive a bad callback
+                    pass

@@ -1,9 +1,11 @@
 """Setup: one call builds the providers, the export pipeline, the translator and a manager.
 
-With an OTLP endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT``) telemetry goes there over gRPC; with
-none, the embedded default writes OTLP-JSON lines under ``output_dir`` (the Collector file
-exporter's format) and prints a one-line summary per session. Shutdown is registered at
-exit and bounded (default 5 s) even when the endpoint is unreachable.
+Where each signal goes is what the standard variables say (:mod:`llmgine_otel.otel_env`):
+OTLP over gRPC or HTTP when an endpoint is set, ``OTEL_{SIGNAL}_EXPORTER`` to choose; with
+nothing set, the embedded default writes OTLP-JSON lines under ``output_dir`` (the Collector
+file exporter's format) and prints a one-line summary per session. ``OTEL_SDK_DISABLED=true``
+builds nothing. Shutdown is registered at exit and bounded (default 5 s) even when the
+endpoint is unreachable.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from typing import Any
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from llmgine_otel import signals
+from llmgine_otel import log_bridge, otel_env
+from llmgine_otel import signals as stop_signals
 from llmgine_otel.buffer import DiskBuffer, writable
 from llmgine_otel.config import ConfigError, ObservabilityConfig
 from llmgine_otel.manager import ObservabilityManager
@@ -33,6 +35,7 @@ from llmgine_otel.metrics import (
     SelfMetrics,
     SelfStats,
     SpanMetrics,
+    SpanMetricsProcessor,
     histogram_views,
     prometheus_text,
 )
@@ -88,19 +91,33 @@ class Telemetry:
     def __init__(self, config: ObservabilityConfig) -> None:
         self.config = config
         self.stats = SelfStats()
-        self.resource = Resource.create({"service.name": config.service_name,
-                                         **dict(config.resource_attributes)})
+        self.exports = otel_env.read(config.endpoint)
+        """Where each signal goes, and why (``llmgine-otel doctor`` prints it)."""
+        self.log_bridge: log_bridge.BridgeHandler | None = None
+        self._shutdown_report: ShutdownReport | None = None
+        self._shutdown_lock = threading.Lock()
+        if self.exports.sdk_disabled.value:
+            self._build_nothing()
+            return
+        # First, so that a port that cannot be served fails setup before any thread starts.
+        self.prometheus_endpoint = self._scrape_endpoint()
+        signals = self.exports.signals
+        # OTEL_LOGS_EXPORTER=none: no log records at all (as LLMGINE_OTEL_LOGS=false).
+        emit_logs = config.emit_logs and bool(signals["logs"].exporters.value)
+        self.resource = otel_env.resource(config.service_name, config.resource_attributes)
         self.sampler = self._build_sampler()
         self.tracer_provider = TracerProvider(resource=self.resource, sampler=self.sampler,
                                               id_generator=PrivateIdGenerator(),
                                               shutdown_on_exit=False)
-        self.span_processors = self._span_pipeline()
-        self.tracer_provider.add_span_processor(
-            self.span_processors[0] if len(self.span_processors) == 1
-            else ShardedSpanProcessor(self.span_processors))
+        self.span_processors = self._span_pipeline() if signals["traces"].exporters.value \
+            else []
+        if self.span_processors:
+            self.tracer_provider.add_span_processor(
+                self.span_processors[0] if len(self.span_processors) == 1
+                else ShardedSpanProcessor(self.span_processors))
         self.log_processors: list[ManagedLogProcessor] = []
         self.logger_provider: LoggerProvider | None = None
-        if config.emit_logs:
+        if emit_logs:
             self.logger_provider = LoggerProvider(resource=self.resource,
                                                   shutdown_on_exit=False)
             self.log_processors = self._log_pipeline()
@@ -111,10 +128,7 @@ class Telemetry:
         """Where :meth:`prometheus_text` reads from (``get_metrics_data()``)."""
         self.meter_provider: MeterProvider | None = None
         if config.emit_metrics:
-            exporter = self._metric_exporter()
-            readers: list[Any] = []
-            if exporter is not None:
-                readers.append(PeriodicExportingMetricReader(exporter))
+            readers = self._metric_readers()
             # One reader serves export and pulls, so every record is aggregated once; with
             # delta temporality (or no exporter) the in-memory reader is a second one.
             pull = PullableReader.for_(readers[0]) if readers else None
@@ -130,13 +144,17 @@ class Telemetry:
             span_metrics = SpanMetrics(meter)
             for sp in self.span_processors:
                 sp.counting.on_batch = span_metrics.record
+            if not self.span_processors:  # OTEL_TRACES_EXPORTER=none: at span end instead
+                self.tracer_provider.add_span_processor(SpanMetricsProcessor(span_metrics))
         # Every shard's queue, not only the first one's.
         self.stats.queue_size["spans"] = lambda: sum(
             p.queue_length() for p in self.span_processors)
         if self.log_processors:
             self.stats.queue_size["logs"] = lambda: sum(
                 p.queue_length() for p in self.log_processors)
-        self.handler = OTelHandler(self.tracer_provider, self.logger_provider, None, config,
+        self.handler = OTelHandler(self.tracer_provider, self.logger_provider, None,
+                                   config if emit_logs == config.emit_logs
+                                   else config.with_changes(emit_logs=False),
                                    self.stats, cost=_cost_fn())
         if self.log_processors:
             self.handler.log_sink = LogSink(
@@ -147,15 +165,28 @@ class Telemetry:
                                             handler_timeout_s=config.handler_timeout_s)
         self.manager.register_handler(self.handler)
         self.manager.set_enabled(config.enabled)
-        self._shutdown_report: ShutdownReport | None = None
-        self._shutdown_lock = threading.Lock()
         atexit.register(self._atexit)
         if config.flush_on_signal:
-            signals.watch(self)
+            stop_signals.watch(self)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork)
 
     # -- building ----------------------------------------------------------------------------
+    def _scrape_endpoint(self) -> Any:
+        """``LLMGINE_OTEL_PROMETHEUS_PORT``: /metrics served from a background thread."""
+        if self.config.prometheus_port is None or not self.config.emit_metrics:
+            return None
+        from llmgine_otel.prometheus import ScrapeEndpoint
+
+        try:
+            return ScrapeEndpoint(lambda: self.metric_reader.get_metrics_data(),
+                                  self.config.prometheus_host, self.config.prometheus_port)
+        except OSError as exc:  # port taken, host not on this machine: a setup error
+            raise ConfigError(
+                f"prometheus_port (LLMGINE_OTEL_PROMETHEUS_PORT)={self.config.prometheus_port}"
+                f" on {self.config.prometheus_host!r} cannot be served: {exc}; allowed: a "
+                "free port on an address of this machine") from None
+
     def _build_sampler(self) -> Sampler:
         if os.environ.get("OTEL_TRACES_SAMPLER"):
             from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
@@ -210,7 +241,8 @@ class Telemetry:
         """The disk buffer (one per Telemetry), or None: switched off, or no writable place."""
         if not hasattr(self, "_buffer"):
             self._buffer: DiskBuffer | None = None
-            path = self.config.buffer_path().absolute()  # the app may chdir later
+            service = str(self.resource.attributes.get("service.name") or "")
+            path = self.config.buffer_path(service).absolute()  # the app may chdir later
             if self.config.buffer and writable(path):
                 self._buffer = DiskBuffer(path, max_bytes=self.config.buffer_max_bytes,
                                           max_age_s=self.config.buffer_max_age_s,
@@ -222,51 +254,84 @@ class Telemetry:
                              "to a writable folder.", path)
         return self._buffer
 
-    def _shipper(self, signal: str) -> Any:
-        """OTLP through the disk buffer: a Shipper for ``signal``, or None (no buffer, or a
-        transport it cannot use yet: OTLP/HTTP, or an SDK without the internals it needs)."""
+    def _exporters(self, signal: str) -> list[Any]:
+        """The exporters ``OTEL_{SIGNAL}_EXPORTER`` and the endpoints choose for ``signal``
+        (one set per export worker); the embedded default is local files (and, for traces,
+        the console summary)."""
+        from llmgine_otel.exporters.build import exporter
+
+        plan = self.exports.signals[signal]
+        out: list[Any] = []
+        for name in plan.exporters.value:
+            if name != otel_env.EMBEDDED:
+                out.append(self._through_buffer(plan, name) or exporter(plan, name))
+                continue
+            from llmgine_otel.exporters import console, file
+
+            out.append({"traces": file.JsonlFileSpanExporter, "logs": file.JsonlFileLogExporter,
+                        "metrics": file.JsonlFileMetricExporter}[signal](self._writer()))
+            if signal == "traces" and self.config.console:
+                out.append(console.ConsoleSummaryExporter())
+        return out
+
+    def _through_buffer(self, plan: Any, name: str) -> Any:
+        """OTLP/gRPC spans and log records through the disk buffer: a Shipper, or None (then
+        the plain exporter): buffer off or not writable, another exporter beside this one
+        for the signal, OTLP/HTTP (no transport for it yet), or an SDK without the
+        internals the gRPC transport needs."""
+        if plan.signal not in ("traces", "logs") or name != otel_env.GRPC or \
+                len(plan.exporters.value) != 1:
+            return None
         buffer = self._disk_buffer()
         if buffer is None:
             return None
-        protocol, endpoint = _otlp_target(signal, self.config.endpoint or "")
-        if protocol != "grpc":
-            return None
         from llmgine_otel import otlp_proto
+        from llmgine_otel.exporters.build import grpc_kwargs
         from llmgine_otel.exporters.otlp import grpc_transport
         from llmgine_otel.exporters.shipper import Shipper
 
-        transport = grpc_transport(signal, endpoint)
+        transport = grpc_transport("trace" if plan.signal == "traces" else "logs",
+                                   plan.endpoint.value, **grpc_kwargs(plan.signal))
         if transport is None:
             return None
-        encode = otlp_proto.encode_spans if signal == "trace" else otlp_proto.encode_logs
-        return Shipper("spans" if signal == "trace" else "logs", transport, encode, self.stats,
-                       buffer)
+        if plan.signal == "traces":
+            return Shipper("spans", transport, otlp_proto.encode_spans, self.stats, buffer)
+        return Shipper("logs", transport, otlp_proto.encode_logs, self.stats, buffer)
 
     def _span_exporter(self) -> Any:
-        if self.config.endpoint:
-            return self._shipper("trace") or _otlp("trace", self.config.endpoint)
-        from llmgine_otel.exporters.file import JsonlFileSpanExporter
-
-        file_exporter = JsonlFileSpanExporter(self._writer())
-        if not self.config.console:
-            return file_exporter
-        from llmgine_otel.exporters.console import ConsoleSummaryExporter
-
-        return FanoutSpanExporter(file_exporter, ConsoleSummaryExporter())
+        made = self._exporters("traces")
+        return made[0] if len(made) == 1 else FanoutSpanExporter(*made)
 
     def _log_exporter(self) -> Any:
-        if self.config.endpoint:
-            return self._shipper("logs") or _otlp("logs", self.config.endpoint)
-        from llmgine_otel.exporters.file import JsonlFileLogExporter
+        made = self._exporters("logs")
+        return made[0] if len(made) == 1 else FanoutLogExporter(*made)
 
-        return FanoutLogExporter(JsonlFileLogExporter(self._writer()))
+    def _metric_readers(self) -> list[Any]:
+        from opentelemetry.sdk.metrics.export import MetricReader
 
-    def _metric_exporter(self) -> Any:
-        if self.config.endpoint:
-            return _otlp("metrics", self.config.endpoint)
-        from llmgine_otel.exporters.file import JsonlFileMetricExporter
+        return [m if isinstance(m, MetricReader) else PeriodicExportingMetricReader(m)
+                for m in self._exporters("metrics")]
 
-        return JsonlFileMetricExporter(self._writer())
+    def _build_nothing(self) -> None:
+        """OTEL_SDK_DISABLED=true: no providers, pipeline, files, threads or exit hooks; the
+        translator has a no-op tracer and the manager is off, so nothing is produced."""
+        from opentelemetry.trace import NoOpTracerProvider
+
+        self.prometheus_endpoint = None
+        self.resource = None
+        self.sampler = None  # type: ignore[assignment]
+        self.session_sampler = None
+        self.tracer_provider = NoOpTracerProvider()  # type: ignore[assignment]
+        self.span_processors = []
+        self.log_processors = []
+        self.logger_provider = None
+        self.meter_provider = None
+        self.metric_reader = InMemoryMetricReader()
+        self.handler = OTelHandler(self.tracer_provider, None, None, self.config.with_changes(
+            emit_logs=False, emit_metrics=False), self.stats)
+        self.manager = ObservabilityManager(self.stats)
+        self.manager.register_handler(self.handler)
+        self.manager.set_enabled(False)
 
     # -- using -------------------------------------------------------------------------------
     def set_sample_rate(self, rate: float) -> None:
@@ -307,6 +372,7 @@ class Telemetry:
                 return self._shutdown_report
             timeout = self.config.shutdown_timeout_s if timeout_s is None else timeout_s
             t0 = time.monotonic()
+            log_bridge.detach(self.log_bridge)
             ended = self.handler.end_open_spans()
             undelivered: dict[str, int] = {}
             threads = []
@@ -321,6 +387,8 @@ class Telemetry:
                                      daemon=True)
                 t.start()
                 threads.append(t)
+            if self.prometheus_endpoint is not None:
+                self.prometheus_endpoint.stop(budget)
             if self.meter_provider is not None:
                 mt = threading.Thread(target=self._stop_metrics, args=(budget,), daemon=True)
                 mt.start()
@@ -347,7 +415,7 @@ class Telemetry:
             report = ShutdownReport(time.monotonic() - t0, completed, undelivered, ended,
                                     buffered)
             self._shutdown_report = report
-            signals.forget(self)
+            stop_signals.forget(self)
             if not completed or any(undelivered.values()):
                 _log.warning("%s", report)
             return report
@@ -374,10 +442,13 @@ class Telemetry:
     def _shutdown_on_this_thread(self) -> None:
         """Thread-free shutdown for interpreter exit, bounded by the SDK's own worker join."""
         deadline = time.monotonic() + self.config.shutdown_timeout_s
+        log_bridge.detach(self.log_bridge)
         self.handler.end_open_spans()
         for p in (*self.span_processors, *self.log_processors):
             left = max(0.05, deadline - time.monotonic())
             p._batch_processor.shutdown(timeout_millis=left * 1000)
+        if self.prometheus_endpoint is not None:
+            self.prometheus_endpoint.stop(max(0.05, deadline - time.monotonic()))
         if self.meter_provider is not None:
             self._stop_metrics(max(0.05, deadline - time.monotonic()))
         writer = getattr(self, "_file_writer", None)
@@ -406,51 +477,6 @@ class Telemetry:
         self.stats.lock = fresh.lock
 
 
-def _otlp_target(signal: str, endpoint: str) -> tuple[str, str | None]:
-    """(protocol, signal-specific endpoint or None) from the OTLP environment variables."""
-    protocol = (os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
-                or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc")
-    specific = os.environ.get(f"OTEL_EXPORTER_OTLP_{_ENV_SIGNAL[signal]}_ENDPOINT")
-    return protocol, specific or endpoint
-
-
-def _otlp(signal: str, endpoint: str) -> Any:
-    """The OTLP exporter for ``signal``, honouring the signal-specific endpoint variables."""
-    protocol, _ = _otlp_target(signal, endpoint)
-    specific = os.environ.get(f"OTEL_EXPORTER_OTLP_{_ENV_SIGNAL[signal]}_ENDPOINT")
-    if protocol == "grpc":
-        if signal in ("trace", "logs"):
-            from llmgine_otel.exporters.otlp import otlp_exporter
-            return otlp_exporter(signal, specific or endpoint)
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-        return OTLPMetricExporter(endpoint=specific or endpoint)
-    if protocol == "http/protobuf":
-        try:
-            if signal == "trace":
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                    OTLPSpanExporter as HttpSpan,
-                )
-                return HttpSpan(endpoint=specific or f"{endpoint.rstrip('/')}/v1/traces")
-            if signal == "logs":
-                from opentelemetry.exporter.otlp.proto.http._log_exporter import (
-                    OTLPLogExporter as HttpLog,
-                )
-                return HttpLog(endpoint=specific or f"{endpoint.rstrip('/')}/v1/logs")
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-                OTLPMetricExporter as HttpMetric,
-            )
-            return HttpMetric(endpoint=specific or f"{endpoint.rstrip('/')}/v1/metrics")
-        except ImportError:
-            raise ConfigError("OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf needs the package "
-                              "opentelemetry-exporter-otlp-proto-http; install it or use "
-                              "grpc") from None
-    raise ConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not valid; allowed: "
-                      "grpc, http/protobuf")
-
-
-_ENV_SIGNAL = {"trace": "TRACES", "logs": "LOGS", "metrics": "METRICS"}
-
-
 def _version() -> str:
     from llmgine_otel import __version__
 
@@ -470,39 +496,60 @@ def configure(config: ObservabilityConfig | None = None, *, set_global: bool = T
     """Build telemetry from ``config`` (default: the environment) plus ``overrides``.
 
     Raises :class:`ConfigError` for bad settings. With ``set_global`` the providers become
-    the OpenTelemetry globals (so other instrumentation shares them) and this Telemetry
+    the OpenTelemetry globals where the app has not set its own (so other instrumentation
+    shares them), the app's Python logging joins the trace (:mod:`llmgine_otel.log_bridge`,
+    unless ``OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=false``), and this Telemetry
     becomes the one :func:`get_telemetry` returns.
     """
-    global _current
     if config is None:
         config = ObservabilityConfig.from_env(**overrides)
     elif overrides:
         config = config.with_changes(**overrides)
     tel = Telemetry(config)
     if set_global:
-        _set_globals(tel)
-        with _current_lock:
-            _current = tel
+        if not tel.exports.sdk_disabled.value:
+            _set_globals(tel)
+            if tel.exports.log_bridge.value and tel.logger_provider is not None:
+                tel.log_bridge = log_bridge.attach(tel.logger_provider)
+        _set_current(tel)
     return tel
 
 
+def _set_current(tel: Any) -> None:
+    """Make ``tel`` the one :func:`get_telemetry` returns (also borrowed telemetry)."""
+    global _current
+    with _current_lock:
+        _current = tel
+
+
 def get_telemetry() -> Telemetry | None:
-    """The Telemetry made by the last global :func:`configure`, if any."""
+    """The Telemetry made by the last global :func:`configure` (or the telemetry on the app's
+    providers that ``LLMgineInstrumentor().instrument()`` made), if any."""
     return _current
 
 
 def _set_globals(tel: Telemetry) -> None:
+    """Set each OpenTelemetry global the app has not set. The API allows one set per global
+    (a second is refused with a warning), so an app's own providers are left alone."""
     from opentelemetry import _logs, metrics, trace
 
-    # The API allows setting each global once; later calls keep the first and warn.
-    logging.getLogger("opentelemetry").addFilter(_OnceFilter())
-    trace.set_tracer_provider(tel.tracer_provider)
-    if tel.logger_provider is not None:
-        _logs.set_logger_provider(tel.logger_provider)
-    if tel.meter_provider is not None:
-        metrics.set_meter_provider(tel.meter_provider)
+    from llmgine_otel.providers import app_providers
 
-
-class _OnceFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Overriding of current" not in record.getMessage()
+    app_tp, app_lp, app_mp = app_providers()
+    kept = []
+    setters: tuple[tuple[Any, Any, Any, str], ...] = (
+        (tel.tracer_provider, app_tp, trace.set_tracer_provider, "tracer"),
+        (tel.logger_provider, app_lp, _logs.set_logger_provider, "logger"),
+        (tel.meter_provider, app_mp, metrics.set_meter_provider, "meter"))
+    for mine, theirs, setter, what in setters:
+        if mine is None:
+            continue
+        if theirs is None:
+            setter(mine)
+        elif theirs is not mine:
+            kept.append(what)
+    if kept:
+        _log.info("llmgine_otel: the app already set the global %s provider(s); llmgine "
+                  "telemetry runs on its own pipeline beside them. To put it on the app's "
+                  "providers instead, call LLMgineInstrumentor().instrument() without "
+                  "configure(), or pass tracer_provider=...", "/".join(kept))

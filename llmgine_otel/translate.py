@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.trace import (
     INVALID_SPAN_CONTEXT,
@@ -31,6 +32,7 @@ from opentelemetry.trace import (
 
 from llmgine_otel.config import CaptureMode, ObservabilityConfig
 from llmgine_otel.content import Sanitizer, safe_str, scrub_secrets, to_semconv_messages, valid_utf8
+from llmgine_otel.events import OtelEvent
 from llmgine_otel.fields import (
     compile_name,
     compile_path,
@@ -39,8 +41,9 @@ from llmgine_otel.fields import (
     parse_traceparent,
     trace_state,
 )
-from llmgine_otel.mapping import DEFAULT_RULE, MAPPING, Rule
+from llmgine_otel.mapping import DEFAULT_RULE, MAPPING, Rule, held_content_families
 from llmgine_otel.metrics import SelfStats, SpanMetrics, SpanMetricsProcessor
+from llmgine_otel.span_attributes import current_span_attributes
 from llmgine_otel.span_factory import DirectSpan, span_factory
 from llmgine_otel.spans import OpenSpan, SpanTable
 
@@ -52,25 +55,29 @@ _NO_SESSION = frozenset({"", "BUS", "None"})
 _ID_FIELDS = frozenset({"event_id", "session_id", "timestamp", "command_id", "call_id",
                         "tool_call_id", "invocation_id", "agent_id"})
 _KINDS = {"INTERNAL": SpanKind.INTERNAL, "CLIENT": SpanKind.CLIENT, "SERVER": SpanKind.SERVER}
+_HELD_FAMILIES = held_content_families()
 
 class _Plan:
     """One compiled rule: getters resolved, flags decided, the action bound."""
 
-    __slots__ = ("action", "attrs", "body_fields", "content", "content_keys", "error_get",
-                 "error_type_get", "exc_get", "family", "key_get", "kind", "log_rate", "logs",
-                 "message_get", "name_get", "parent_families", "parents",
-                 "payload_nested", "payload_top", "rule", "spans", "success_get")
+    __slots__ = ("action", "attrs", "body_fields", "content", "content_in_body", "content_keys",
+                 "error_get", "error_type_get", "exc_get", "family", "hold_content", "key_get",
+                 "kind", "log_event", "log_rate", "logs", "message_get", "name_get", "own",
+                 "parent_families", "parents", "payload_nested", "payload_top", "rule",
+                 "scope_get", "span_content_names", "span_record", "success_get")
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
         self.action = rule.action
         self.family = rule.family
         self.key_get = compile_path(rule.key) if rule.key else None
+        self.scope_get = compile_path(rule.scope) if rule.scope else None
         self.name_get = compile_name(rule.name) if rule.name else None
         self.kind = _KINDS[rule.kind]
         self.parents = tuple((fam, compile_path(p)) for fam, p in rule.parents)
         self.parent_families = rule.parent_families
-        self.attrs = tuple((a.name, compile_path(a.path), a.type) for a in rule.attributes)
+        self.attrs = tuple((a.name, _unless(compile_path(a.path), a.unset), a.type)
+                           for a in rule.attributes)
         self.content = tuple((c.name, compile_path(c.path), c.shape) for c in rule.content)
         # The redaction hook sees the same key (the attribute name) on spans and log bodies.
         self.content_keys = {c.path: c.name for c in rule.content}
@@ -81,11 +88,22 @@ class _Plan:
         self.error_type_get = compile_path(st.error_type) if st.error_type else None
         self.exc_get = compile_path(rule.exception) if rule.exception else None
         self.payload_top = frozenset(p for p in rule.payload if "." not in p)
+        self.log_event = rule.log_event
+        # log_scope "span": the record also carries the span's attributes and the content of
+        # the span's start (held on the open span) and end, as structured attributes.
+        self.span_record = rule.log_scope == "span"
+        self.hold_content = rule.action == "start" and rule.family in _HELD_FAMILIES
+        self.content_in_body = not (self.span_record or self.hold_content)
+        starts = [r for r in MAPPING if r.family == rule.family and r.action == "start"]
+        self.span_content_names = frozenset(
+            c.name for r in (*starts, rule) for c in r.content) if self.span_record else frozenset()
         self.payload_nested = tuple(tuple(p.split(".")) for p in rule.payload if "." in p)
-        self.spans = True
         self.logs = True
         self.log_rate = 1.0
         self.body_fields: tuple[str, ...] | None = None
+        self.own = False
+        """This package's own event class: may have been translated already (see
+        ``translate_now``)."""
 
 
 class OTelHandler:
@@ -103,8 +121,11 @@ class OTelHandler:
                  cost: Callable[..., float | None] | None = None) -> None:
         self.config = config or ObservabilityConfig()
         self.stats = stats or SelfStats()
-        self._outcomes = self.stats.outcomes
-        self._produced = self.stats.produced
+        # Every counter of the accounting identity is updated under the stats lock: events
+        # are translated on many threads (and, on free-threaded Python, truly at once).
+        self._count = self.stats.outcome
+        self._produce = self.stats.produce
+        self._warned_unreadable = False
         self._tracer = trace.get_tracer("llmgine_otel", tracer_provider=tracer_provider)
         self._start_span = span_factory(self._tracer)
         self._logger = None
@@ -121,9 +142,10 @@ class OTelHandler:
         self.log_sink: Any = None
         """Set by ``configure()``: a ``pipeline.LogSink`` taking finished log records."""
         self._capture: CaptureMode = self.config.capture_content
-        self._san = Sanitizer(self.config.max_value_length, redact=self.config.redact)
+        self._san = Sanitizer(self.config.max_value_length, redact=self.config.redact,
+                              on_repair=lambda n: self._count("repaired", n))
         self.table = SpanTable(self.config.max_open_spans, self.config.max_span_age_s,
-                               self._end_evicted)
+                               self._end_evicted, sweep_in_background=True)
         self._cost = cost
         self._plans: dict[type, _Plan | None] = {}
         self._rules = {r.event: r for r in MAPPING}
@@ -141,17 +163,38 @@ class OTelHandler:
             plan = self._plan_for(type(event))
         if plan is None:  # filtered out: costs one dict look-up
             return
+        if plan.own and getattr(event, _TRANSLATED, None) is self:
+            return  # translated synchronously by its publisher (translate_now)
         try:
+            sid = getattr(event, "session_id", None)
+            if sid.__class__ is str:
+                self.table.touch_session(sid)  # a busy session is never aged out
             _ACTIONS[plan.action](self, plan, event)
-            if self._san.repairs:  # the sanitizer's count -> the documented outcome
-                self._outcomes["repaired"] += self._san.repairs
-                self._san.repairs = 0
-        except Exception:  # noqa: BLE001 - observability never raises into the bus
-            self._outcomes["rejected"] += 1
-            if self._outcomes["rejected"] == 1:
-                _log.warning("llmgine_otel could not translate a %s event (counted as "
-                             "'rejected'; further failures are counted silently)",
-                             type(event).__name__, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - observability never raises into the bus
+            self._unreadable(event, exc)
+
+    def _unreadable(self, event: Any, exc: Exception) -> None:
+        """The safety net: an event that raised while being read (an attribute access or a
+        ``__str__`` that fails) is skipped and counted as ``rejected``, logged once."""
+        self._count("rejected")
+        if not self._warned_unreadable:
+            self._warned_unreadable = True
+            _log.warning("llmgine_otel could not translate a %s event (counted as "
+                         "'rejected'; further failures are counted silently)",
+                         type(event).__name__, exc_info=exc)
+
+    def translate_now(self, event: Any) -> OpenSpan | None:
+        """Translate one of this package's own events at once, for a publisher that needs
+        its span before the bus delivers it (to make it current); the bus's later delivery
+        to this handler is then skipped. Returns the event's open span, if any."""
+        self.handle(event)
+        try:
+            object.__setattr__(event, _TRANSLATED, self)
+        except (AttributeError, TypeError):
+            return None  # a __slots__ event: the bus delivers it again (counted duplicate)
+        plan = self._plans.get(type(event))
+        key = self._key(plan, event) if plan is not None and plan.action == "start" else None
+        return self.table.get(key) if key is not None else None
 
     async def ahandle(self, event: Any) -> None:
         """Async form: the work is in-memory, so this just calls :meth:`handle`."""
@@ -173,6 +216,7 @@ class OTelHandler:
             plan.log_rate = next((rates[n] for n in names if n in rates), 1.0)
             if dataclasses.is_dataclass(cls):
                 plan.body_fields = tuple(f.name for f in dataclasses.fields(cls))
+            plan.own = issubclass(cls, OtelEvent)
         self._plans[cls] = plan
         return plan
 
@@ -180,7 +224,7 @@ class OTelHandler:
     def _now_or(self, event: Any) -> int:
         ts = event_time_ns(getattr(event, "timestamp", None))
         if ts is None:
-            self._outcomes["repaired"] += 1
+            self._count("repaired")
             return time.time_ns()
         return ts
 
@@ -197,9 +241,28 @@ class OTelHandler:
         raw = plan.key_get(event) if plan.key_get else None
         if raw is None or raw == "":
             return None
-        return (plan.family, raw if isinstance(raw, str) else safe_str(raw))
+        key = raw if isinstance(raw, str) else safe_str(raw)
+        if plan.scope_get is not None:
+            scope = plan.scope_get(event)
+            key = f"{scope if isinstance(scope, str) else safe_str(scope)}/{key}"
+        return (plan.family, key)
 
-    def _attributes(self, plan: _Plan, event: Any) -> dict[str, Any]:
+    def _captured(self, plan: _Plan, event: Any) -> dict[str, Any]:
+        """The rule's content, converted and sanitized (redaction hook, bounds, scrubbing)."""
+        out: dict[str, Any] = {}
+        for name, get, shape in plan.content:
+            v = get(event)
+            if v is None:
+                continue
+            if shape == "messages":
+                v = to_semconv_messages(v)
+            v = self._san.content(name, v)
+            if v is not None:
+                out[name] = v
+        return out
+
+    def _attributes(self, plan: _Plan, event: Any,
+                    captured: dict[str, Any] | None = None) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
         coerce = self._san.attribute
         for name, get, kind in plan.attrs:
@@ -212,22 +275,24 @@ class OTelHandler:
             v = coerce(v, kind)
             if v is not None:
                 attrs[name] = v
-        if self._capture.on_span:
-            for name, get, shape in plan.content:
-                v = get(event)
-                if v is None:
-                    continue
-                if shape == "messages":
-                    v = to_semconv_messages(v)
-                v = self._san.content(name, v)
-                if v is not None:
-                    attrs[name] = v if isinstance(v, str) else self._san.json(v)
+        if self._capture.on_span and plan.content:
+            if captured is None:
+                captured = self._captured(plan, event)
+            for name, v in captured.items():
+                attrs[name] = v if isinstance(v, str) else self._san.json(v)
         return attrs
 
     def _parent(self, plan: _Plan, event: Any, session: str | None, ts: int
                 ) -> tuple[Context, OpenSpan | None]:
-        """The parent context: explicit ids, a traceparent in metadata, the innermost open
-        span of the session, a synthesized session span, or a new trace."""
+        """The parent context (explicit ids, a traceparent in metadata, the innermost open
+        span of the session, a synthesized session span, or a new trace); a parent that
+        gets a child is active (``SpanTable.touch``)."""
+        found = self._find_parent(plan, event, session, ts)
+        self.table.touch(found[1])
+        return found
+
+    def _find_parent(self, plan: _Plan, event: Any, session: str | None, ts: int
+                     ) -> tuple[Context, OpenSpan | None]:
         table = self.table
         for fam, get in plan.parents:
             pid = get(event)
@@ -287,27 +352,30 @@ class OTelHandler:
             # Another thread synthesized it first: use theirs, so the session stays one
             # trace. Ours is never ended, hence never exported.
             return self.table.get(key)
-        self._outcomes["synthetic_session"] += 1
+        self._count("synthetic_session")
         return entry
 
     # -- log records -------------------------------------------------------------------------
     def _emit_log(self, plan: _Plan, event: Any, entry: OpenSpan | None, ts: int,
-                  error: bool) -> None:
-        """The event's log record, correlated to ``entry``'s span (if any)."""
+                  error: bool, captured: dict[str, Any] | None = None) -> None:
+        """The event's log record, correlated to ``entry``'s span (if any). ``captured``: the
+        event's content, when already made for the span."""
         if not plan.logs:
             return
         if entry is not None and not entry.sampled and not error:
-            self._outcomes["log_sampled_out"] += 1
+            self._count("log_sampled_out")
             return
         if plan.log_rate < 1.0 and not error and self._rand.random() >= plan.log_rate:
-            self._outcomes["log_sampled_out"] += 1
+            self._count("log_sampled_out")
             return
-        name = type(event).__name__
-        attrs = {"llmgine.event.type": name}
+        attrs: dict[str, Any] = {"llmgine.event.type": type(event).__name__}
         sid = getattr(event, "session_id", None)
         if isinstance(sid, str) and sid:
             attrs["llmgine.session.id"] = sid if len(sid) <= 256 and sid.isascii() \
                 else self._san.attribute(sid, "str")
+        if plan.span_record and entry is not None:
+            self._span_record_attributes(plan, event, entry, attrs, captured)
+        name = plan.log_event
         sink = self.log_sink
         if sink is not None:  # configure(): finished records straight into the batch queue
             sc = entry.sc if entry is not None else INVALID_SPAN_CONTEXT
@@ -324,12 +392,25 @@ class OTelHandler:
                 attributes=attrs,
                 event_name=name,
             )
-        self._produced["logs"] += 1
+        self._produce("logs")
+
+    def _span_record_attributes(self, plan: _Plan, event: Any, entry: OpenSpan,
+                                attrs: dict[str, Any], captured: dict[str, Any] | None) -> None:
+        """A ``log_scope="span"`` record: the span's attributes (minus span-only content) and,
+        with capture on events, the start's held content and this event's, structured."""
+        names = plan.span_content_names
+        for k, v in (getattr(entry.span, "attributes", None) or {}).items():
+            if k not in names:
+                attrs[k] = v
+        if self._capture.on_event:
+            if entry.content:
+                attrs.update(entry.content)
+            attrs.update(captured if captured is not None else self._captured(plan, event))
 
     def _body(self, plan: _Plan, event: Any) -> dict[str, Any]:
         """The event's fields, safe to serialize, without payload unless captured."""
         san = self._san
-        full = self._capture.on_event
+        full = self._capture.on_event and plan.content_in_body
         body: dict[str, Any] = {}
         names = plan.body_fields
         if names is None:
@@ -343,7 +424,7 @@ class OTelHandler:
             try:
                 v = getattr(event, name, None)
             except Exception:  # noqa: BLE001 - a property that raises
-                self._outcomes["repaired"] += 1
+                self._count("repaired")
                 continue
             if v is None:
                 continue
@@ -409,7 +490,7 @@ class OTelHandler:
         if entry.chunks:
             attrs.setdefault("llmgine.stream.chunk_count", entry.chunks)
             attrs.setdefault("gen_ai.response.time_to_first_chunk",
-                             (entry.chunk_first_ns - entry.start_ns) / 1e9)
+                             max(0, entry.chunk_first_ns - entry.start_ns) / 1e9)
             if entry.chunks > 1:
                 attrs["llmgine.stream.chunk_interval.mean"] = (
                     (entry.chunk_last_ns - entry.chunk_first_ns) / (entry.chunks - 1) / 1e9)
@@ -425,7 +506,7 @@ class OTelHandler:
             _set_attributes(span, attrs)
         span.end(max(end_ns, entry.start_ns))
         if entry.sampled:  # what the export pipeline sees
-            self._produced["spans"] += 1
+            self._produce("spans")
         return failure
 
     def _estimate_cost(self, entry: OpenSpan, attrs: dict[str, Any]) -> float | None:
@@ -439,10 +520,10 @@ class OTelHandler:
                 attrs.get("gen_ai.usage.cache_creation.input_tokens"),
                 attrs.get("gen_ai.usage.reasoning.output_tokens"))
         except LookupError:  # cost.CostNotReady: prices still loading, the call goes unpriced
-            self._outcomes["cost_unavailable"] += 1
+            self._count("cost_unavailable")
             return None
         except Exception:  # noqa: BLE001 - a price lookup never breaks telemetry
-            self._outcomes["cost_failed"] += 1
+            self._count("cost_failed")
             return None
 
     def _end_evicted(self, entry: OpenSpan, reason: str) -> None:
@@ -452,8 +533,8 @@ class OTelHandler:
         span.set_status(Status(StatusCode.ERROR, f"span not ended by its event ({reason})"))
         span.end(max(time.time_ns(), entry.start_ns))
         if entry.sampled:
-            self._produced["spans"] += 1
-        self._outcomes[reason] += 1
+            self._produce("spans")
+        self._count(reason)
 
     def end_open_spans(self, reason: str = "ended_at_shutdown") -> int:
         """End every open span (ERROR, ``llmgine.span.end_reason``); used at shutdown."""
@@ -462,7 +543,7 @@ class OTelHandler:
             try:
                 self._end_evicted(entry, reason)
             except Exception:  # noqa: BLE001
-                self._outcomes["rejected"] += 1
+                self._count("rejected")
         return len(entries)
 
     # -- actions -----------------------------------------------------------------------------
@@ -471,7 +552,7 @@ class OTelHandler:
         session = self._session(event)
         key = self._key(plan, event)
         if key is None:
-            self._outcomes["rejected"] += 1
+            self._count("rejected")
             self._emit_log(plan, event, None, ts, False)
             return
         if plan.family == "session":
@@ -479,23 +560,35 @@ class OTelHandler:
                 session = key[1]
             existing = self.table.get(key)
             if existing is not None:
-                self._outcomes["duplicate_start"] += 1
+                self._count("duplicate_start")
                 self._emit_log(plan, event, existing, ts, False)
                 return
             ctx = _ctx_of(self._remote_parent(event))
+            parent = None
         else:
             if self.table.get(key) is not None or self.table.was_ended(key):
-                self._outcomes["duplicate_start" if self.table.get(key) else "late_start"] += 1
+                self._count("duplicate_start" if self.table.get(key) else "late_start")
                 self._emit_log(plan, event, None, ts, False)
                 return
-            ctx, _ = self._parent(plan, event, session, ts)
-        attrs = self._attributes(plan, event)
+            ctx, parent = self._parent(plan, event, session, ts)
+            if parent is None and session is not None:  # an app's span, or remote
+                parent = self.table.get(("session", session))
+        captured = self._captured(plan, event) if plan.content and (
+            self._capture.on_span or (plan.hold_content and self._capture.on_event)) else None
+        attrs = self._attributes(plan, event, captured)
+        inherit = _inherited(parent)
+        if inherit:
+            attrs = {**inherit, **attrs}
         name = plan.name_get(event) if plan.name_get else plan.family
         span = self._start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
                                        start_time=ts)
-        entry: OpenSpan | None = OpenSpan(key, span, session, ts)
-        if not self.table.add(entry):  # type: ignore[arg-type]  # lost a race: first wins
-            self._outcomes["duplicate_start"] += 1
+        new = OpenSpan(key, span, session, ts)
+        new.inherit = inherit
+        if plan.hold_content and self._capture.on_event and captured:
+            new.content = captured  # for the end's record
+        entry: OpenSpan | None = new
+        if not self.table.add(new):  # lost a race: first wins
+            self._count("duplicate_start")
             entry = self.table.get(key)  # ours is never ended
         self._emit_log(plan, event, entry, ts, False)
 
@@ -503,19 +596,21 @@ class OTelHandler:
         ts = self._now_or(event)
         key = self._key(plan, event)
         if key is None:
-            self._outcomes["rejected"] += 1
+            self._count("rejected")
             self._emit_log(plan, event, None, ts, self._status(plan, event) is not None)
             return
         entry, ended_before = self.table.pop(key)
         if entry is None:
             if ended_before:
-                self._outcomes["duplicate_end"] += 1
+                self._count("duplicate_end")
                 self._emit_log(plan, event, None, ts, False)
                 return
-            self._outcomes["end_without_start"] += 1
+            self._count("end_without_start")
             entry = self._span_from_end(plan, event, key, ts)
-        failure = self._finish(entry, plan, event, ts, self._attributes(plan, event))
-        self._emit_log(plan, event, entry, ts, failure is not None)
+        captured = self._captured(plan, event) if plan.content and (
+            self._capture.on_span or (plan.span_record and self._capture.on_event)) else None
+        failure = self._finish(entry, plan, event, ts, self._attributes(plan, event, captured))
+        self._emit_log(plan, event, entry, ts, failure is not None, captured)
 
     def _span_from_end(self, plan: _Plan, event: Any, key: tuple[str, str], ts: int
                        ) -> OpenSpan:
@@ -546,13 +641,20 @@ class OTelHandler:
         ts = self._now_or(event)
         session = self._session(event)
         key = self._key(plan, event)
-        if key is not None and self.table.was_ended(key):
-            self._outcomes["duplicate_end"] += 1
-            self._emit_log(plan, event, None, ts, False)
-            return
+        if key is not None:
+            covered = self.table.get(key)  # a start/end pair made this span (or is making it)
+            if covered is not None or self.table.was_ended(key):
+                self._count("duplicate_end")
+                self._emit_log(plan, event, covered, ts, False)
+                return
         start = self._hinted_start(event, ts)
-        ctx, _ = self._parent(plan, event, session, start)
+        ctx, parent = self._parent(plan, event, session, start)
+        if parent is None and session is not None:
+            parent = self.table.get(("session", session))
         attrs = self._attributes(plan, event)
+        inherit = _inherited(parent)
+        if inherit:
+            attrs = {**inherit, **attrs}
         name = plan.name_get(event) if plan.name_get else plan.family
         span = self._start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
                                        start_time=start)
@@ -580,7 +682,7 @@ class OTelHandler:
             attrs.update(self._attributes(plan, event))
             target.span.add_event("exception", attrs, timestamp=ts)
         else:
-            self._outcomes["exception_without_span"] += 1
+            self._count("exception_without_span")
         self._emit_log(plan, event, target, ts, True)
 
     def _do_chunk(self, plan: _Plan, event: Any) -> None:
@@ -588,7 +690,7 @@ class OTelHandler:
         key = self._key(plan, event)
         entry = self.table.get(key) if key is not None else None
         if entry is None:
-            self._outcomes["chunk_without_span"] += 1
+            self._count("chunk_without_span")
         else:
             if entry.chunks == 0:
                 entry.chunk_first_ns = ts
@@ -608,6 +710,7 @@ class OTelHandler:
 
 
 _UNKNOWN: Any = object()
+_TRANSLATED = "_llmgine_otel_translated"
 _I64 = 2**63
 
 _ACTIONS: dict[str, Callable[[OTelHandler, _Plan, Any], None]] = {
@@ -618,8 +721,6 @@ _ACTIONS: dict[str, Callable[[OTelHandler, _Plan, Any], None]] = {
     "chunk": OTelHandler._do_chunk,
     "log": OTelHandler._do_log,
 }
-
-from opentelemetry._logs import SeverityNumber  # noqa: E402
 
 _INFO_SEV = SeverityNumber.INFO
 _ERROR_SEV = SeverityNumber.ERROR
@@ -645,6 +746,22 @@ def _set_attributes(span: Any, attrs: dict[str, Any]) -> None:
         span.set_trusted(attrs)
     else:
         span.set_attributes(attrs)
+
+
+def _unless(get: Callable[[Any], Any], unset: tuple[str, ...]) -> Callable[[Any], Any]:
+    """``get``, reading the ``unset`` values as None."""
+    if not unset:
+        return get
+    return lambda e: None if (v := get(e)) in unset else v
+
+
+def _inherited(parent: OpenSpan | None) -> Mapping[str, Any] | None:
+    """``span_attributes`` of the publishing context, over those the parent passes on."""
+    here = current_span_attributes()
+    above = parent.inherit if parent is not None else None
+    if above is None or here is None:
+        return here if above is None else above
+    return {**above, **here}
 
 
 def _ctx_of(found: tuple[Context, OpenSpan | None] | None) -> Context:

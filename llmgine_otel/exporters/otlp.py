@@ -89,12 +89,14 @@ def _supported() -> bool:
                for name in ("_initialize_channel_and_stub", "_translate_data", "_export"))
 
 
-def otlp_exporter(signal: str, endpoint: str | None) -> Any:
+def otlp_exporter(signal: str, endpoint: str | None, **kwargs: Any) -> Any:
     """The OTLP/gRPC exporter for ``signal`` (``trace`` or ``logs``): the fast one when the SDK
-    allows it, else the SDK's own."""
+    allows it, else the SDK's own. ``kwargs`` go to the exporter (e.g. ``compression``)."""
     if signal == "trace":
-        return (FastOTLPSpanExporter if _supported() else OTLPSpanExporter)(endpoint=endpoint)
-    return (FastOTLPLogExporter if _supported() else OTLPLogExporter)(endpoint=endpoint)
+        return (FastOTLPSpanExporter if _supported() else OTLPSpanExporter)(
+            endpoint=endpoint, **kwargs)
+    return (FastOTLPLogExporter if _supported() else OTLPLogExporter)(endpoint=endpoint,
+                                                                       **kwargs)
 
 
 class GrpcTransport:
@@ -169,12 +171,13 @@ def _retry_delay(err: Any) -> float | None:
         return None
 
 
-def grpc_transport(signal: str, endpoint: str | None) -> GrpcTransport | None:
+def grpc_transport(signal: str, endpoint: str | None, **kwargs: Any) -> GrpcTransport | None:
     """The transport for ``signal`` (``trace`` or ``logs``), None when the SDK's internals
-    it needs are not there (then the SDK's own exporter is used, without the buffer)."""
+    it needs are not there (then the SDK's own exporter is used, without the buffer).
+    ``kwargs`` go to the exporter (e.g. ``compression``)."""
     if not _supported():
         return None
-    exporter = otlp_exporter(signal, endpoint)
+    exporter = otlp_exporter(signal, endpoint, **kwargs)
     if not all(hasattr(exporter, n) for n in ("_client", "_headers", "_timeout", "_channel",
                                               "_retryable_error_codes")):
         return None

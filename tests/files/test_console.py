@@ -82,8 +82,16 @@ def _ctx(span: Span) -> Context:
 
 
 def test_a_closed_stream_never_fails_the_export() -> None:
+    """Called directly, not through a span processor (which would swallow an exception)."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    mem = InMemorySpanExporter()
+    tp = TracerProvider(resource=RESOURCE)
+    tp.add_span_processor(SimpleSpanProcessor(mem))
+    make_spans(tp)
     out = io.StringIO()
-    out.close()
-    tp = _run(out)
-    make_spans(tp)  # would raise ValueError on write if not caught
+    out.close()  # writing to it raises ValueError
+    exporter = ConsoleSummaryExporter(out)
+    assert exporter.export(mem.get_finished_spans()) is SpanExportResult.SUCCESS
     tp.shutdown()

@@ -134,3 +134,60 @@ def test_non_finite_doubles_are_valid_json() -> None:
     line = oj.dumps_line({"v": oj.encode_value(float("inf"))})
     assert json.loads(line) == {"v": {"doubleValue": "Infinity"}}
     assert oj.decode_any(oj.encode_value(float("-inf"))) == float("-inf")
+
+
+@given(st.integers())
+def test_any_integer_survives_file_view_and_replay_decoding(value: int) -> None:
+    """An attribute integer set through the API may be beyond OTLP's int64: both encoders
+    write it as a string, and what the file holds decodes for replay (it used to be an
+    ``intValue`` string that ``decode_traces`` rejected, losing the whole line)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from llmgine_otel import otlp_proto
+
+    mem = InMemorySpanExporter()
+    tp = TracerProvider(resource=RESOURCE)
+    tp.add_span_processor(SimpleSpanProcessor(mem))
+    with tp.get_tracer("t").start_as_current_span("s") as span:
+        span.set_attribute("big", value)
+    spans = mem.get_finished_spans()
+    obj = _through_json(oj.encode_spans(spans))
+    request = oj.decode_traces(obj)  # what replay sends
+    assert request.SerializeToString() == otlp_proto.encode_spans(spans)
+    (row,) = [r for r in oj.rows_from_object(obj) if isinstance(r, oj.SpanRow)]
+    assert row.attributes["big"] == (value if -(2**63) <= value < 2**63 else str(value))
+
+
+def test_lines_written_by_older_versions_with_a_huge_int_value_still_decode() -> None:
+    obj = _through_json(oj.encode_spans(sdk_spans()))
+    span = obj["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["attributes"].append({"key": "big", "value": {"intValue": str(2**70)}})
+    request = oj.decode_traces(obj)
+    attrs = {kv.key: kv.value for kv in request.resource_spans[0].scope_spans[0].spans[0]
+             .attributes}
+    assert attrs["big"].string_value == str(2**70)
+
+
+def test_equal_resources_merge_the_same_in_both_encoders() -> None:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from llmgine_otel import otlp_proto
+
+    mem = InMemorySpanExporter()
+    for resource in (Resource.create({"service.name": "a"}), Resource.create(
+            {"service.name": "a"}), Resource.create({"service.name": "b"})):
+        tp = TracerProvider(resource=resource)
+        tp.add_span_processor(SimpleSpanProcessor(mem))
+        for scope in ("x", "y", "x"):
+            tp.get_tracer(scope).start_span(f"{scope}-span").end()
+    spans = mem.get_finished_spans()
+    obj = oj.encode_spans(spans)
+    assert len(obj["resourceSpans"]) == 2
+    assert [len(ss["spans"]) for ss in obj["resourceSpans"][0]["scopeSpans"]] == [4, 2]
+    assert oj.decode_traces(_through_json(obj)).SerializeToString() == \
+        otlp_proto.encode_spans(spans)

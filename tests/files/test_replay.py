@@ -142,7 +142,7 @@ def test_replay_retries_a_failed_batch(
     writer = RotatingJsonlWriter(tmp_path)
     JsonlFileSpanExporter(writer).export(sdk_spans())
     writer.close()
-    code, err = _replay(str(tmp_path), "--endpoint", f"127.0.0.1:{port}")
+    code, err = _replay(str(tmp_path), "--endpoint", f"127.0.0.1:{port}", "--insecure")
     assert code == 0, err
     assert len(recorder.traces) == 1
     assert "5 spans" in err
@@ -216,3 +216,29 @@ def test_replay_splits_requests_over_the_grpc_size_limit(
     assert sum(_span_count(r) for r in recorder.traces) == 24
     assert len(recorder.traces) >= 2
     assert all(r.ByteSize() < 4 * 1024 * 1024 for r in recorder.traces)
+
+
+def test_replay_exits_non_zero_and_counts_what_it_could_not_read(
+    tmp_path: Path, server: tuple[Recorder, int, grpc.Server]
+) -> None:
+    import json
+
+    recorder, port, _ = server
+    _write_telemetry(tmp_path)
+    bad = next(iter(read_lines(tmp_path)))
+    span = bad["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["attributes"].append({"key": "n", "value": {"intValue": "12abc"}})  # unreadable
+    n = sum(len(ss["spans"]) for rs in bad["resourceSpans"] for ss in rs["scopeSpans"])
+    (tmp_path / "broken.jsonl").write_text(json.dumps(bad) + "\n")
+    code, err = _replay(str(tmp_path), "--endpoint", f"http://127.0.0.1:{port}")
+    assert code == 1, err
+    assert f"not sent (unreadable lines): {n} spans" in err.splitlines()[-1]
+    assert _span_count(recorder.traces[0]) >= 1  # the readable lines were still sent
+
+
+def read_lines(folder: Path) -> Iterator[dict[str, Any]]:
+    from llmgine_otel.otlp_json import iter_objects
+
+    for obj in iter_objects(folder):
+        if "resourceSpans" in obj:
+            yield obj

@@ -88,16 +88,21 @@ async def test_demo_span_tree_and_logs(otel: Otel) -> None:
     stock = otel.one("execute_tool get_stock_price")
     assert parent_of(weather, spans) is chat and parent_of(stock, spans) is chat
     assert weather.status.status_code is StatusCode.UNSET
+    assert (weather.end_time - weather.start_time) >= 50e6  # type: ignore[operator]
     assert stock.status.status_code is StatusCode.ERROR
+    assert attr(stock, "error.type") == "ConnectionError"
     assert attr(weather, "gen_ai.tool.call.id") == "call_weather"
     assert tools_call.end_time <= weather.start_time  # type: ignore[operator]
 
     logs = otel.logs()
-    names = Counter(r.event_name for r in logs)
-    assert names["CommandStartedEvent"] == 2 and names["CommandResultEvent"] == 2
-    assert names["LLMCallStartedEvent"] == 3 and names["ToolExecuteResultEvent"] == 2
-    tool_log = next(r for r in logs if r.event_name == "ToolExecuteResultEvent"
-                    and r.body.get("tool_name") == "get_stock_price")
+    names = Counter(r.event_name for r in logs)  # the registry's events (mapping.md)
+    assert names["llmgine.command.start"] == 2 and names["llmgine.command.result"] == 2
+    assert names["llmgine.llm.call.start"] == 3
+    assert names["gen_ai.client.inference.operation.details"] == 3
+    assert names["llmgine.tool.execution.start"] == 2
+    assert names["llmgine.tool.execution.end"] == 2
+    tool_log = next(r for r in logs if r.event_name == "llmgine.tool.execution.end"
+                    and r.span_id == stock.context.span_id)
     assert tool_log.span_id == stock.context.span_id
     assert tool_log.trace_id == session.context.trace_id
     assert str(tool_log.severity_text) == "ERROR"

@@ -134,7 +134,7 @@ async def test_republished_event_and_prestart_events_are_observed_once(otel: Ote
         await bus.stop()
         MessageBus._instance = None
     assert sorted(s.name for s in otel.spans()) == ["execute_tool t", "session"]
-    assert [r.event_name for r in otel.logs()].count("ToolExecuteResultEvent") == 1
+    assert [r.event_name for r in otel.logs()].count("llmgine.tool.result") == 1
 
 
 async def test_foreign_spans_in_handler_are_children_of_the_command_span(

@@ -18,6 +18,9 @@ import pytest
 _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:  # tests/ -> import support.* (appended: never shadow site-packages)
     sys.path.append(_TESTS)
+_UNIT = str(Path(_TESTS) / "unit")
+if _UNIT not in sys.path:  # test_bad_input imports otel_kit; tests/unit is collected after us
+    sys.path.append(_UNIT)
 
 from support.collector import COLLECTOR_DIR, RunningCollector, start_collector  # noqa: E402
 

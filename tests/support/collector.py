@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
@@ -49,6 +50,7 @@ COLLECTOR_DIR = REPO_ROOT / "collector"
 BUILD_SCRIPT = COLLECTOR_DIR / "build.sh"
 JAEGER_BUILD_SCRIPT = COLLECTOR_DIR / "build-jaeger.sh"
 JAEGER_TEST_CONFIG = COLLECTOR_DIR / "jaeger-test.yaml"
+PROMETHEUS_BUILD_SCRIPT = COLLECTOR_DIR / "build-prometheus.sh"
 
 #: Environment variables the collector configs in collector/ understand (see collector/README.md).
 ENV_GRPC = "LLMGINE_OTELCOL_GRPC_ENDPOINT"
@@ -133,6 +135,11 @@ def collector_binary() -> str:
 def jaeger_binary() -> str:
     """Path of the Jaeger v2 binary (built by collector/build-jaeger.sh on first use)."""
     return _binary("jaeger", "LLMGINE_JAEGER_BIN", JAEGER_BUILD_SCRIPT)
+
+
+def prometheus_binary() -> str:
+    """Path of Prometheus (built by collector/build-prometheus.sh on first use)."""
+    return _binary("prometheus", "LLMGINE_PROMETHEUS_BIN", PROMETHEUS_BUILD_SCRIPT)
 
 
 def validate_config(
@@ -562,6 +569,54 @@ def start_jaeger(
     )
     jaeger.start(wait=True, timeout=timeout)
     return jaeger
+
+
+class RunningPrometheus(_ManagedProcess):
+    """A Prometheus server started by :func:`start_prometheus` (``url``, ``query()``)."""
+
+    name = "prometheus"
+
+    def __init__(self, binary: str, config: Path, env: dict[str, str], workdir: Path, *,
+                 port: int, stop_timeout: float) -> None:
+        super().__init__(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            env, workdir, stop_timeout=stop_timeout)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def _ready(self) -> bool:
+        return _http_get(f"{self.url}/-/ready", timeout=1.0)[0] == 200
+
+    def query(self, expr: str) -> dict[str, Any]:
+        """``GET /api/v1/query`` (instant, now): the decoded answer, errors included."""
+        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+        status, body = _http_get(url, timeout=10.0)
+        answer: dict[str, Any] = json.loads(body)
+        answer["http_status"] = status
+        return answer
+
+    def metric_names(self) -> set[str]:
+        status, body = _http_get(f"{self.url}/api/v1/label/__name__/values", timeout=10.0)
+        return set(json.loads(body)["data"]) if status == 200 else set()
+
+
+def start_prometheus(
+    config_text: str,
+    workdir: str | os.PathLike[str] | None = None,
+    *,
+    timeout: float = 60,
+    binary: str | None = None,
+    stop_timeout: float = 15,
+) -> RunningPrometheus:
+    """Start Prometheus with ``config_text`` as its config, listening on a free port."""
+    wd = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="prometheus-"))
+    wd.mkdir(parents=True, exist_ok=True)
+    config = wd / "prometheus.yml"
+    config.write_text(config_text)
+    prom = RunningPrometheus(binary or prometheus_binary(), config, _child_env({}), wd,
+                             port=free_port(), stop_timeout=stop_timeout)
+    prom.start(wait=True, timeout=timeout)
+    return prom
 
 
 # --------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def pipeline(monkeypatch: Any) -> Iterator[Any]:
 
         monkeypatch.setattr(Telemetry, "_span_exporter", spans)
         monkeypatch.setattr(Telemetry, "_log_exporter", logs)
-        monkeypatch.setattr(Telemetry, "_metric_exporter", lambda self: None)
+        monkeypatch.setattr(Telemetry, "_metric_readers", lambda self: [])
         tel = Telemetry(ObservabilityConfig(console=False, **config))
         made.append(tel)
         return tel, gate, span_ex, log_ex

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +38,12 @@ def ts(seconds: float) -> str:
 def ns(seconds: float) -> int:
     """What ``ts(seconds)`` means in epoch nanoseconds (local time, like llmgine)."""
     return int((T0 + timedelta(seconds=seconds)).timestamp() * 1_000_000) * 1000
+
+
+def etype(record: Any) -> str:
+    """The class name of the bus event a log record was made from (``llmgine.event.type``);
+    the record's ``event_name`` is the registry event its mapping rule names."""
+    return str((record.attributes or {}).get("llmgine.event.type", ""))
 
 
 class Harness:
@@ -78,9 +86,10 @@ class Harness:
     def logs(self) -> list[Any]:
         return [d.log_record for d in self.log_exporter.get_finished_logs()]
 
-    def log(self, event_name: str) -> Any:
-        found = [r for r in self.logs() if r.event_name == event_name]
-        assert len(found) == 1, (event_name, [r.event_name for r in self.logs()])
+    def log(self, event_type: str) -> Any:
+        """The one log record made from an event of class ``event_type``."""
+        found = [r for r in self.logs() if etype(r) == event_type]
+        assert len(found) == 1, (event_type, [etype(r) for r in self.logs()])
         return found[0]
 
     def all_text(self) -> str:
@@ -184,6 +193,50 @@ def llm_finished(sid: str, call_id: str = "llm-1", t: float = 1.4, **kw: Any) ->
     from llmgine_otel.events import LLMCallFinishedEvent
 
     return LLMCallFinishedEvent(call_id=call_id, session_id=sid, timestamp=ts(t), **kw)
+
+
+def tool_started(sid: str, call_id: str = "call-1", t: float = 1.2, name: str = "get_weather",
+                 **kw: Any) -> Any:
+    from llmgine_otel.events import ToolExecutionStartedEvent
+
+    return ToolExecutionStartedEvent(tool_call_id=call_id, tool_name=name, session_id=sid,
+                                     timestamp=ts(t), **kw)
+
+
+def tool_finished(sid: str, call_id: str = "call-1", t: float = 1.5, **kw: Any) -> Any:
+    from llmgine_otel.events import ToolExecutionFinishedEvent
+
+    return ToolExecutionFinishedEvent(tool_call_id=call_id, session_id=sid, timestamp=ts(t),
+                                      **kw)
+
+
+@contextmanager
+def translator_failures() -> Iterator[list[tuple[Any, BaseException]]]:
+    """Every event that reached the translator's safety net (``OTelHandler._unreadable``),
+    with its exception: hostile input must be handled where it is read, and a failure that
+    starts inside llmgine_otel is a bug (``is_ours``), not bad input."""
+    from llmgine_otel.translate import OTelHandler
+
+    failures: list[tuple[Any, BaseException]] = []
+    original = OTelHandler._unreadable
+
+    def record(self: Any, event: Any, exc: Exception) -> None:
+        failures.append((event, exc))
+        original(self, event, exc)
+
+    OTelHandler._unreadable = record  # type: ignore[method-assign]
+    try:
+        yield failures
+    finally:
+        OTelHandler._unreadable = original  # type: ignore[method-assign]
+
+
+def is_ours(exc: BaseException) -> bool:
+    """The exception was raised by code of this package (its innermost frame is ours)."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and "/llmgine_otel/" in frames[-1].filename
 
 
 # -- exporters for pipeline tests ----------------------------------------------------------

@@ -32,3 +32,26 @@ def test_tls_config_env_names_certificate_and_token(capsys: pytest.CaptureFixtur
 def test_unknown_config_is_a_clear_error() -> None:
     with pytest.raises(SystemExit, match="no collector config"):
         main(["collector", "env", "--config", "nope"])
+
+
+def test_config_prints_the_bundled_file_or_its_path(capsys: pytest.CaptureFixture[str]) -> None:
+    from llmgine_otel.cli.collector_binary import bundled_dir
+
+    assert main(["collector", "config", "--path"]) == 0
+    path = capsys.readouterr().out.strip()
+    assert path == str(bundled_dir() / "otelcol.yaml")
+    assert main(["collector", "config", "--config", "gateway"]) == 0
+    assert capsys.readouterr().out == (bundled_dir() / "gateway.yaml").read_text()
+
+
+def test_the_package_s_collector_folder_is_the_repository_s(monkeypatch: pytest.MonkeyPatch,
+                                                            ) -> None:
+    """One copy: in the repository llmgine_otel/collector is collector/ (a link), and the
+    wheel carries the files under the same package path (tests/e2e/test_wheel.py)."""
+    from pathlib import Path
+
+    from llmgine_otel.cli.collector_binary import bundled_dir
+
+    monkeypatch.delenv("LLMGINE_OTEL_COLLECTOR_DIR", raising=False)
+    repo_collector = Path(__file__).resolve().parents[2] / "collector"
+    assert bundled_dir().resolve() == repo_collector.resolve()

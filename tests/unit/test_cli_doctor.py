@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -9,6 +11,11 @@ from concurrent import futures
 
 import grpc
 import pytest
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import (
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from llmgine_otel.cli import main
@@ -27,9 +34,22 @@ class _Trace(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
-def _serve(token: str | None = None) -> tuple[grpc.Server, int]:
+class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
+    def Export(self, request, context):
+        return logs_service_pb2.ExportLogsServiceResponse()
+
+
+class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def Export(self, request, context):
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
+def _serve(token: str | None = None, traces_only: bool = False) -> tuple[grpc.Server, int]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Trace(token), server)
+    if not traces_only:
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Logs(), server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     return server, port
@@ -111,6 +131,7 @@ def test_doctor_prints_effective_config_and_exit_codes(
     out = capsys.readouterr().out
     assert f"OTLP gRPC to http://127.0.0.1:{live}" in out
     assert "4096" in out and "SPAN_ONLY" in out and "check: OK" in out
+    assert "(LLMGINE_OBSERVABILITY_QUEUE_SIZE)" in out  # where each value came from
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     assert main(["doctor"]) == 1
     assert "PROBLEM" in capsys.readouterr().out
@@ -124,13 +145,69 @@ def test_doctor_reports_invalid_configuration(
     assert "LLMGINE_OBSERVABILITY_SAMPLE_RATE" in out and "between 0.0 and 1.0" in out
 
 
-def test_doctor_embedded_default_checks_folder(
+def test_doctor_embedded_default_checks_folder_without_creating_it(
         tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
-    monkeypatch.setenv("LLMGINE_OTEL_DIR", str(tmp_path / "t"))
+    for k in list(os.environ):
+        if k.startswith("OTEL_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("LLMGINE_OTEL_DIR", str(tmp_path / "t" / "u"))
+    monkeypatch.chdir(tmp_path)
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "embedded default" in out and "writable" in out
+    assert "OTLP-JSON lines in" in out and "will be created" in out
+    assert list(tmp_path.iterdir()) == []  # nothing created
+    (tmp_path / "t" / "u").mkdir(parents=True)
+    assert main(["doctor"]) == 0
+    assert "is writable" in capsys.readouterr().out
+    assert list((tmp_path / "t" / "u").iterdir()) == []
+
+
+def test_an_endpoint_without_the_logs_service_is_named(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    server, port = _serve(traces_only=True)
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+        assert main(["doctor", "--json"]) == 1
+        report = json.loads(capsys.readouterr().out)
+        by_signal = {c["signal"]: c for c in report["checks"]}
+        assert by_signal["traces"]["ok"] and not by_signal["logs"]["ok"]
+        assert "no OTLP logs service" in by_signal["logs"]["message"]
+        monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
+        monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+        assert main(["doctor", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert [c["signal"] for c in report["checks"]] == ["traces"]
+        assert report["signals"]["logs"]["exporters"] == {
+            "value": [], "source": "OTEL_LOGS_EXPORTER", "text": "none"}
+    finally:
+        server.stop(0)
+
+
+def test_doctor_json_says_where_values_come_from(
+        live: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for k in list(os.environ):
+        if k.startswith(("OTEL_", "LLMGINE_")):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "7")
+    assert main(["doctor", "--json", "--endpoint", f"http://127.0.0.1:{live}"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["ok"] and r["configuration"]["valid"]
+    assert r["settings"]["service.name"] == {"value": "from-attrs",
+                                             "source": "OTEL_RESOURCE_ATTRIBUTES"}
+    assert r["settings"]["queue size (per signal)"] == {"value": 10000, "source": "default"}
+    t = r["signals"]["traces"]
+    assert t["endpoint"] == {"value": f"http://127.0.0.1:{live}", "source": "argument"}
+    assert t["protocol"] == {"value": "grpc", "source": "default"}
+    assert t["options"]["timeout"] == {"value": 7.0, "source": "OTEL_EXPORTER_OTLP_TIMEOUT"}
+
+
+def test_doctor_json_reports_an_invalid_configuration(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "jaegr")
+    assert main(["doctor", "--json"]) == 2
+    r = json.loads(capsys.readouterr().out)
+    assert not r["ok"] and "OTEL_TRACES_EXPORTER" in r["configuration"]["error"]
 
 
 def test_doctor_shows_the_disk_buffer_size_and_age(

@@ -111,6 +111,43 @@ def test_semconv_message_shape_on_span(make_otel):
          "finish_reason": "stop"}]
 
 
+@pytest.mark.parametrize("mode", [CaptureMode.EVENT_ONLY, CaptureMode.SPAN_AND_EVENT,
+                                  CaptureMode.SPAN_ONLY, CaptureMode.NO_CONTENT])
+def test_inference_details_event_carries_structured_content(make_otel, mode):
+    """Capture on events: the call's gen_ai.client.inference.operation.details record has the
+    input (held from the start) and output messages in the semconv shape, as structured
+    values, and no record body has them. Otherwise no content on any record."""
+    h = make_otel(capture_content=mode)
+    h.handle(llm_started("s1", "L1", 1, messages=[{"role": "user", "content": "hi"}],
+                         system_instructions="be brief"),
+             llm_finished("s1", "L1", 2, output_messages=[
+                 {"role": "assistant", "content": "done", "finish_reason": "stop"}]))
+    (details,) = [r for r in h.logs()
+                  if r.event_name == "gen_ai.client.inference.operation.details"]
+    (start,) = [r for r in h.logs() if r.event_name == "llmgine.llm.call.start"]
+    a = details.attributes
+    assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.request.model"] == "gpt-4o"
+    for rec in (start, details):
+        body = json.dumps(rec.body)
+        assert "hi" not in body and "done" not in body and "be brief" not in body
+    content = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions")
+    if not mode.on_event:
+        assert not set(content) & set(a)  # not even the span's JSON copy (SPAN_ONLY)
+        return
+    def plain(v):  # the SDK stores sequences as tuples
+        return json.loads(json.dumps(v))
+
+    assert plain(a["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "hi"}]}]
+    assert plain(a["gen_ai.output.messages"]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "done"}],
+         "finish_reason": "stop"}]
+    assert a["gen_ai.system_instructions"] == "be brief"
+    assert "gen_ai.input.messages" not in start.attributes
+    span = h.span("chat gpt-4o")
+    assert ("gen_ai.input.messages" in span.attributes) is mode.on_span
+
+
 def test_semconv_messages_pass_through_converted_and_unknown():
     done = [{"role": "user", "parts": [{"type": "text", "content": "x"}]}]
     assert to_semconv_messages(done) == done

@@ -13,6 +13,7 @@ from otel_kit import (
     Harness,
     command_result,
     command_started,
+    etype,
     llm_finished,
     llm_started,
     session_end,
@@ -67,7 +68,7 @@ def test_excluded_events_make_nothing_and_cost_no_sdk_calls(
     calls = _SdkCalls(h, monkeypatch)
     h.handle(*_session("s1"))
     assert not [s for s in h.spans() if s.name.startswith("execute_tool")]
-    assert not [r for r in h.logs() if r.event_name == "ToolExecuteResultEvent"]
+    assert not [r for r in h.logs() if etype(r) == "ToolExecuteResultEvent"]
     assert (calls.spans, calls.logs) == (4, 8)  # 6 spans/10 logs unfiltered, minus 2 tools
     unfiltered = make_otel()
     calls_all = _SdkCalls(unfiltered, monkeypatch)
@@ -82,7 +83,7 @@ def test_include_list_keeps_only_named_types(make_otel: Any) -> None:
     h = make_otel(include_events=("SessionEvent",))  # base of SessionStart/SessionEnd
     h.handle(*_session("s1"))
     assert [s.name for s in h.spans()] == ["session"]
-    assert {r.event_name for r in h.logs()} == {"SessionStartEvent", "SessionEndEvent"}
+    assert {etype(r) for r in h.logs()} == {"SessionStartEvent", "SessionEndEvent"}
 
 
 def test_filters_come_from_the_environment() -> None:
@@ -101,7 +102,7 @@ def test_no_log_switch_keeps_spans_but_drops_log_records(make_otel: Any) -> None
     h = make_otel(no_log_events=("LLMCallStartedEvent", "LLMCallFinishedEvent"))
     h.handle(*_session("s1"))
     assert len([s for s in h.spans() if s.name.startswith("chat ")]) == 2
-    names = [r.event_name for r in h.logs()]
+    names = [etype(r) for r in h.logs()]
     assert "LLMCallStartedEvent" not in names and "LLMCallFinishedEvent" not in names
     assert len(names) == 6
 
@@ -111,9 +112,9 @@ def test_no_log_switch_keeps_spans_but_drops_log_records(make_otel: Any) -> None
 def test_per_event_type_log_rates_keep_errors(make_otel: Any) -> None:
     h = make_otel(log_sample_rates={"ToolExecuteResultEvent": 0.0, "SessionEndEvent": 0.0})
     h.handle(*_session("ok"), *_session("bad", error=True))
-    tool_logs = [r for r in h.logs() if r.event_name == "ToolExecuteResultEvent"]
+    tool_logs = [r for r in h.logs() if etype(r) == "ToolExecuteResultEvent"]
     assert len(tool_logs) == 1 and tool_logs[0].severity_text == "ERROR"  # only the failure
-    ends = [r for r in h.logs() if r.event_name == "SessionEndEvent"]
+    ends = [r for r in h.logs() if etype(r) == "SessionEndEvent"]
     assert len(ends) == 1 and ends[0].severity_text == "ERROR"
     assert h.outcomes["log_sampled_out"] == 3 + 1  # 3 ok tools + 1 ok session end
 
@@ -204,7 +205,7 @@ def test_adaptive_lowers_then_restores_the_session_rate(
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "32")
     slow = _SlowSpans()
     monkeypatch.setattr(Telemetry, "_span_exporter", lambda self: slow)
-    monkeypatch.setattr(Telemetry, "_metric_exporter", lambda self: None)
+    monkeypatch.setattr(Telemetry, "_metric_readers", lambda self: [])
     tel = Telemetry(ObservabilityConfig(console=False, emit_logs=False, queue_size=400,
                                         back_pressure_strategy="adaptive"))
     sampler = tel.session_sampler
@@ -309,7 +310,7 @@ def test_stream_chunks_fold_into_one_span(make_otel: Any) -> None:
     assert a["gen_ai.response.time_to_first_chunk"] == pytest.approx(0.25)
     assert a["llmgine.stream.chunk_interval.max"] == pytest.approx(0.4)
     assert a["llmgine.stream.chunk_interval.mean"] == pytest.approx(0.5 / 3)
-    assert not [r for r in h.logs() if r.event_name == "LLMStreamChunkEvent"]
+    assert not [r for r in h.logs() if etype(r) == "LLMStreamChunkEvent"]
     assert len(h.spans()) == 2
     ttfc = h.metrics()["gen_ai.client.operation.time_to_first_chunk"]
     assert ttfc.data.data_points[0].count == 1
@@ -320,7 +321,7 @@ def test_stream_chunk_logs_on_request(make_otel: Any) -> None:
     h.handle(session_start("s", 0), llm_started("s", "c", 1.0))
     h.handle(LLMStreamChunkEvent(call_id="c", session_id="s", timestamp=ts(1.1),
                                  content="secret words"))
-    logs = [r for r in h.logs() if r.event_name == "LLMStreamChunkEvent"]
+    logs = [r for r in h.logs() if etype(r) == "LLMStreamChunkEvent"]
     assert len(logs) == 1 and "secret words" not in repr(logs[0].body)  # content still off
 
 

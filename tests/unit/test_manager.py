@@ -248,3 +248,17 @@ def test_configured_bounds_reach_the_manager(tmp_path):
         assert tel.manager.max_in_flight == 7 and tel.manager.handler_timeout_s == 1.5
     finally:
         tel.shutdown(timeout_s=2)
+def test_the_designs_config_form_works_and_bad_arguments_fail_at_construction():
+    from llmgine_otel.config import ObservabilityConfig
+
+    rec = Recorder()
+    manager = ObservabilityManager(ObservabilityConfig(queue_size=50_000, sample_rate=0.1))
+    manager.register_handler(rec)
+    manager.observe_event(session_start("s1"))
+    assert len(rec.events) == 1 and manager.stats.events_by_handler["rec"] == 1
+    off = ObservabilityManager(ObservabilityConfig(enabled=False))
+    off.register_handler(rec)
+    off.observe_event(session_end("s1"))
+    assert len(rec.events) == 1
+    with pytest.raises(TypeError, match="ObservabilityConfig"):
+        ObservabilityManager({"enabled": True})

@@ -1,12 +1,11 @@
 """One test per row of mapping.MAPPING: span name, kind, parent, attributes, status, and the
-log record (event_name = event type, correlated to the span, body safe to serialize).
-Plus: conventions/mapping.md is the rendered table, and every llmgine.* attribute is in the
-conventions registry."""
+log record (event_name = the rule's registry event, llmgine.event.type = the event class,
+correlated to the span, body safe to serialize).
+Plus: conventions/mapping.md is the rendered table (the registry side: test_registry.py)."""
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,9 @@ from otel_kit import (
     ns,
     session_end,
     session_start,
+    tool_finished,
     tool_result,
+    tool_started,
     ts,
 )
 
@@ -41,10 +42,15 @@ def covers(event: str):
     return lambda f: f
 
 
-def check_log(h: Any, event_name: str, span: Any, *, error: bool = False) -> Any:
-    """The event's log record: named after the event, on the span's trace/span, safe body."""
-    rec = h.log(event_name)
-    assert rec.attributes["llmgine.event.type"] == event_name
+def check_log(h: Any, event_type: str, span: Any, *, error: bool = False,
+              event_name: str | None = None) -> Any:
+    """The log record of the event of class ``event_type``: named after its rule's registry
+    event (``event_name``, default the rule for that class), on the span's trace/span, safe
+    body."""
+    rec = h.log(event_type)
+    rule = next((r for r in mapping.MAPPING if r.event == event_type), mapping.DEFAULT_RULE)
+    assert rec.event_name == (event_name or rule.log_event)
+    assert rec.attributes["llmgine.event.type"] == event_type
     if span is not None:
         assert rec.trace_id == span.context.trace_id
         assert rec.span_id == span.context.span_id
@@ -69,7 +75,7 @@ def test_session_start_is_a_root_span_in_a_new_trace(otel):
     assert s1.context.trace_id != s2.context.trace_id
     assert s1.attributes["gen_ai.conversation.id"] == "s1"
     assert s1.start_time == ns(0) and s1.end_time == ns(3)
-    recs = [r for r in otel.logs() if r.event_name == "SessionStartEvent"]
+    recs = [r for r in otel.logs() if r.event_name == "llmgine.session.start"]
     assert {r.span_id for r in recs} == {s1.context.span_id, s2.context.span_id}
     assert recs[0].body["session_id"] in ("s1", "s2")
 
@@ -195,7 +201,11 @@ def test_llm_call_is_a_genai_client_span(otel):
     assert (span.start_time, span.end_time) == (ns(1.1), ns(1.6))
     assert span.status.status_code is StatusCode.UNSET
     check_log(otel, "LLMCallStartedEvent", span)
-    check_log(otel, "LLMCallFinishedEvent", span)
+    details = check_log(otel, "LLMCallFinishedEvent", span)
+    # The conventions' inference-details event describes the whole call: the span's attributes.
+    assert details.event_name == "gen_ai.client.inference.operation.details"
+    for k, v in expected.items():
+        assert details.attributes[k] == v, k
 
 
 @covers("LLMCallFinishedEvent")
@@ -207,7 +217,8 @@ def test_llm_call_error(otel):
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes["error.type"] == "TimeoutError"
     assert parent_of(span, otel.span("session"))
-    check_log(otel, "LLMCallFinishedEvent", span, error=True)
+    rec = check_log(otel, "LLMCallFinishedEvent", span, error=True)
+    assert rec.attributes["error.type"] == "TimeoutError"
 
 
 @covers("LLMCallFinishedEvent")
@@ -229,7 +240,7 @@ def test_stream_chunks_are_folded_into_the_llm_span(otel):
     assert span.attributes["gen_ai.response.time_to_first_chunk"] == pytest.approx(0.2)
     assert span.attributes["llmgine.stream.chunk_interval.max"] == pytest.approx(0.3)
     assert span.attributes["llmgine.stream.chunk_interval.mean"] == pytest.approx(0.2)
-    assert not [r for r in otel.logs() if r.event_name == "LLMStreamChunkEvent"]
+    assert not [r for r in otel.logs() if r.event_name == "llmgine.llm.call.chunk"]
     assert [s.name for s in otel.spans()] == ["chat gpt-4o"]  # no span per chunk
 
 
@@ -278,6 +289,116 @@ def test_failed_tool_is_error(otel):
 def test_tool_name_from_tool_info(otel):
     otel.handle(tool_result("s1", "c", 1, name="", tool_info={"function": {"name": "calc"}}))
     assert otel.span("execute_tool calc").attributes["gen_ai.tool.name"] == "calc"
+
+
+@covers("ToolExecutionStartedEvent")
+@covers("ToolExecutionFinishedEvent")
+def test_tool_execution_is_an_execute_tool_span_with_its_real_times(otel):
+    otel.handle(session_start("s1", 0), command_started("s1", "c1", 1),
+                tool_started("s1", "call-9", 1.2, tool_description="Weather now",
+                             arguments='{"city": "Oslo"}'),
+                tool_finished("s1", "call-9", 1.7, result="sunny"),
+                command_result("s1", "c1", 2))
+    span, cmd = otel.span("execute_tool get_weather"), otel.span("command Command")
+    assert span.kind is SpanKind.INTERNAL and parent_of(span, cmd)
+    assert (span.start_time, span.end_time) == (ns(1.2), ns(1.7))
+    a = span.attributes
+    assert (a["gen_ai.operation.name"], a["gen_ai.tool.name"], a["gen_ai.tool.call.id"],
+            a["gen_ai.tool.type"], a["gen_ai.tool.description"]) == (
+        "execute_tool", "get_weather", "call-9", "function", "Weather now")
+    assert "gen_ai.tool.call.arguments" not in a and "gen_ai.tool.call.result" not in a
+    assert span.status.status_code is StatusCode.UNSET
+    assert "Oslo" not in json.dumps(check_log(otel, "ToolExecutionStartedEvent", span).body)
+    assert "sunny" not in json.dumps(check_log(otel, "ToolExecutionFinishedEvent", span).body)
+
+
+@covers("ToolExecutionStartedEvent")
+def test_tool_execution_follows_the_traceparent_of_the_calling_span(otel):
+    otel.handle(session_start("s1", 0), command_started("s1", "c1", 1),
+                llm_started("s1", "L1", 1.1))
+    llm = otel.handler.table.get(("llm", "L1")).span.get_span_context()
+    tp = f"00-{llm.trace_id:032x}-{llm.span_id:016x}-01"
+    otel.handle(tool_started("s1", "call-1", 1.2, metadata={"traceparent": tp}),
+                tool_finished("s1", "call-1", 1.3), llm_finished("s1", "L1", 1.4))
+    assert parent_of(otel.span("execute_tool get_weather"), otel.span("chat gpt-4o"))
+
+
+@covers("ToolExecutionFinishedEvent")
+def test_tool_execution_error_and_content_capture():
+    from otel_kit import Harness
+
+    h = Harness(capture_content="SPAN_ONLY", console=False)
+    h.handle(session_start("s1", 0), tool_started("s1", arguments='{"a": 1}'),
+             tool_finished("s1", error="Error executing get_weather: timed out",
+                           error_type="ToolTimeoutError", result="Error executing ..."))
+    span = h.span("execute_tool get_weather")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "ToolTimeoutError"
+    assert span.attributes["gen_ai.tool.call.arguments"] == '{"a": 1}'
+    assert span.attributes["gen_ai.tool.call.result"] == "Error executing ..."
+    check_log(h, "ToolExecutionFinishedEvent", span, error=True)
+    h.close()
+
+
+@covers("ToolExecuteResultEvent")
+def test_tool_result_of_a_traced_execution_makes_no_second_span(otel):
+    # The app publishes llmgine's result event too: once while the traced run is open, once
+    # after it ended. One span; each result event still gets its log record, on that span.
+    otel.handle(session_start("s1", 0), tool_started("s1", "call-1", 1.2),
+                tool_result("s1", "call-1", 1.3), tool_finished("s1", "call-1", 1.4),
+                tool_result("s1", "call-1", 1.5), session_end("s1", 2))
+    span = otel.span("execute_tool get_weather")
+    assert span.start_time == ns(1.2)
+    recs = [r for r in otel.logs() if r.event_name == "llmgine.tool.result"]
+    assert len(recs) == 2 and recs[0].span_id == span.context.span_id
+    assert otel.outcomes["duplicate_end"] == 2
+
+
+@covers("ToolExecutionStartedEvent")
+def test_tool_call_ids_are_keys_within_a_session(otel):
+    # Some models number their calls (call_0, call_1, ...) in every conversation.
+    for sid in ("s1", "s2"):
+        otel.handle(session_start(sid, 0), tool_started(sid, "call_0", 1),
+                    tool_finished(sid, "call_0", 1.1), tool_result(sid, "call_0", 1.2),
+                    session_end(sid, 2))
+    spans = [s for s in otel.spans() if s.name == "execute_tool get_weather"]
+    assert sorted(s.attributes["llmgine.session.id"] for s in spans) == ["s1", "s2"]
+    assert not otel.outcomes.get("late_start")
+
+
+def test_translate_now_then_bus_delivery_is_one_translation(otel):
+    start = llm_started("s1", "L1", 1.1)
+    otel.handle(session_start("s1", 0))
+    entry = otel.handler.translate_now(start)
+    assert entry is otel.handler.table.get(("llm", "L1"))
+    otel.handle(start)  # the bus delivers it later: skipped, not a duplicate start
+    otel.handle(llm_finished("s1", "L1", 1.4), session_end("s1", 2))
+    assert len([s for s in otel.spans() if s.name == "chat gpt-4o"]) == 1
+    assert len([r for r in otel.logs() if r.event_name == "llmgine.llm.call.start"]) == 1
+    assert not otel.outcomes.get("duplicate_start")
+
+
+def test_span_attributes_reach_every_span_of_the_session(otel):
+    from llmgine_otel.span_attributes import span_attributes
+
+    with span_attributes({"app.tenant": "acme", "app.tags": ["a", "b"]}, user_id="u-42"):
+        otel.handle(session_start("s1", 0))
+    # Published elsewhere (another task without the block): inherited from the session.
+    otel.handle(command_started("s1", "c1", 1), llm_started("s1", "L1", 1.1),
+                llm_finished("s1", "L1", 1.2), tool_started("s1", "t1", 1.3),
+                tool_finished("s1", "t1", 1.4))
+    with span_attributes(user_id="u-7"):  # the innermost block wins
+        otel.handle(tool_result("s1", "t2", 1.5))
+    otel.handle(command_result("s1", "c1", 2), session_end("s1", 3))
+    for s in otel.spans():
+        assert s.attributes["app.tenant"] == "acme", s.name
+        assert s.attributes["app.tags"] == ("a", "b"), s.name
+        assert s.attributes["user.id"] == ("u-7" if s.name == "execute_tool get_weather"
+                                           and s.attributes["gen_ai.tool.call.id"] == "t2"
+                                           else "u-42"), s.name
+    otel.handle(session_start("s2", 4), session_end("s2", 5))  # outside: nothing
+    assert "user.id" not in next(s for s in otel.spans()
+                             if s.attributes.get("llmgine.session.id") == "s2").attributes
 
 
 @covers("EventHandlerFailedEvent")
@@ -435,7 +556,7 @@ def test_subclass_maps_like_its_base(otel):
     cmd = otel.span("command MyCommand")
     assert cmd.attributes["llmgine.command.type"] == "MyCommand"
     assert cmd.end_time == ns(2)
-    check_log(otel, "MyStarted", cmd)
+    check_log(otel, "MyStarted", cmd, event_name="llmgine.command.start")
 
 
 def test_every_mapping_row_has_a_test():
@@ -449,59 +570,3 @@ def test_mapping_md_is_the_rendered_table():
     assert doc == mapping.render_markdown(), (
         "conventions/mapping.md is stale: run `python -m llmgine_otel.mapping > "
         "conventions/mapping.md`")
-
-
-def _registry_ids() -> set[str]:
-    ids: set[str] = set()
-    for path in sorted((ROOT / "conventions").rglob("*.y*ml")):
-        text = path.read_text(encoding="utf-8")
-        try:
-            import yaml
-        except ImportError:
-            ids.update(re.findall(r"^\s*-?\s*(?:id|ref):\s*['\"]?([\w.]+)", text, re.M))
-            continue
-        stack: list[Any] = [yaml.safe_load(text)]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, dict):
-                for k in ("id", "ref"):
-                    if isinstance(node.get(k), str):
-                        ids.add(node[k])
-                stack.extend(node.values())
-            elif isinstance(node, list):
-                stack.extend(node)
-    return ids
-
-
-def _llmgine_attributes_emitted(otel: Any) -> set[str]:
-    """Drive every rule (and the disorder paths) and collect llmgine.* keys seen."""
-    from llmgine.messages.events import EventHandlerFailedEvent
-
-    otel.handle(session_start("s1", 0), command_started("s1", "c1", 1),
-                llm_started("s1", "L1", 1.1),
-                LLMStreamChunkEvent(call_id="L1", session_id="s1", timestamp=ts(1.2)),
-                LLMStreamChunkEvent(call_id="L1", session_id="s1", timestamp=ts(1.3)),
-                llm_finished("s1", "L1", 1.4, chunk_count=2),
-                EventHandlerFailedEvent(event=command_started("s1", "c1"), handler="h",
-                                        exception=ValueError("x"), session_id="s1"),
-                command_result("s1", "c1", 2), command_result("s1", "ghost", 2),
-                command_started("s2", "c2", 1))
-    otel.handler.end_open_spans()
-    keys: set[str] = set()
-    for s in otel.spans():
-        keys.update(s.attributes)
-        for e in s.events:
-            keys.update(e.attributes)
-    for r in otel.logs():
-        keys.update(r.attributes)
-    return {k for k in keys if k.startswith("llmgine.")}
-
-
-def test_llmgine_attributes_are_in_the_conventions_registry(otel):
-    names = {a.name for r in mapping.MAPPING for a in r.attributes}
-    names |= {c.name for r in mapping.MAPPING for c in r.content}
-    names |= {d for r in mapping.MAPPING for d in r.derived}
-    names = {n for n in names if n.startswith("llmgine.")}
-    names |= _llmgine_attributes_emitted(otel)
-    missing = sorted(names - _registry_ids())
-    assert not missing, f"llmgine.* attributes missing from conventions/registry: {missing}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from otel_kit import (
     command_result,
@@ -31,8 +32,10 @@ def test_genai_histograms_with_spec_buckets(pipeline):
     tel, gate, _, _ = pipeline(queue_size=1000)
     gate.open.set()
     for e in (session_start("s1", 0), command_started("s1", "c1", 1),
-              llm_started("s1", "L1", 1.0, model="gpt-4o", provider="openai"),
-              llm_finished("s1", "L1", 1.5, input_tokens=120, output_tokens=30),
+              llm_started("s1", "L1", 1.0, model="gpt-4o", provider="openai",
+                          server_address="api.openai.com", server_port=443),
+              llm_finished("s1", "L1", 1.5, input_tokens=120, output_tokens=30,
+                           response_model="gpt-4o-2024-08-06"),
               llm_started("s1", "L2", 2.0, model="gpt-4o", provider="openai"),
               llm_finished("s1", "L2", 2.25, error=TimeoutError("slow")),
               tool_result("s1", "t1", 2.5), command_result("s1", "c1", 3)):
@@ -50,10 +53,19 @@ def test_genai_histograms_with_spec_buckets(pipeline):
     assert len(duration) == 2
     by_error = {p.attributes.get("error.type"): p for p in duration}
     assert by_error[None].sum == 0.5 and by_error["TimeoutError"].sum == 0.25
+    # The conventions' recommended attributes, carried from the span when known.
+    for p in (*usage, by_error[None]):
+        assert p.attributes["gen_ai.response.model"] == "gpt-4o-2024-08-06"
+        assert p.attributes["server.address"] == "api.openai.com"
+        assert p.attributes["server.port"] == 443
+    assert "server.address" not in by_error["TimeoutError"].attributes  # L2 gave none
     for p in duration:
         assert list(p.explicit_bounds) == DURATION_BUCKETS
-    (tool,) = _points(tel, "gen_ai.execute_tool.duration")
-    assert tool.attributes["gen_ai.tool.name"] == "get_weather"
+    (tool,) = _points(tel, "llmgine.tool.duration")
+    assert dict(tool.attributes) == {"gen_ai.tool.name": "get_weather"}
+    assert list(tool.explicit_bounds) == DURATION_BUCKETS
+    assert not [p for p in duration if p.attributes.get("gen_ai.operation.name")
+                == "execute_tool"]  # tools are not GenAI client operations here
     (cmd,) = _points(tel, "llmgine.command.duration")
     assert cmd.sum == 2.0 and list(cmd.explicit_bounds) == DURATION_BUCKETS
 
@@ -65,25 +77,43 @@ def test_prometheus_text_has_self_metrics(pipeline):
     for i in range(20):
         tel.observe_event(command_started("BUS", f"c{i}", 1))
         tel.observe_event(command_result("BUS", f"c{i}", 2))
-    text = tel.prometheus_text()
-    assert 'llmgine_observability_events_total{handler="otel"} 40' in text
-    assert 'llmgine_observability_events_total{handler="broken"} 40' in text
-    assert 'llmgine_observability_handler_errors_total{handler="broken"} 40' in text
-    assert re.search(r'llmgine_observability_handler_duration_total\{handler="otel"\} [0-9.e-]+',
-                     text)
-    assert re.search(r'llmgine_observability_dropped_total\{reason="queue_full_drop_oldest",'
-                     r'signal="(spans|logs)"\} \d+', text)
-    assert re.search(r'llmgine_observability_queue_size\{signal="spans"\} [0-2]', text)
-    assert "# TYPE gen_ai_client_operation_duration histogram" not in text  # nothing yet
+    samples = _samples(tel.prometheus_text())
+    handler = "llmgine_observability_handler_name"  # namespaced: conventions/registry
+    assert samples[("llmgine_observability_events_total", (handler, "otel"))] == 40
+    assert samples[("llmgine_observability_events_total", (handler, "broken"))] == 40
+    assert samples[("llmgine_observability_handler_errors_total", (handler, "broken"))] == 40
+    assert samples[("llmgine_observability_handler_duration_seconds_total",
+                    (handler, "otel"))] > 0
+    dropped = [v for (name, *labels), v in samples.items()
+               if name == "llmgine_observability_dropped_total"
+               and ("llmgine_observability_drop_reason", "queue_full_drop_oldest") in labels]
+    assert dropped and sum(dropped) > 0
+    assert samples[("llmgine_observability_queue_size",
+                    ("llmgine_observability_signal", "spans"))] <= 2
+    assert not any(n.startswith("gen_ai_client_operation_duration") for n, *_ in samples)
     gate.open.set()
     tel.force_flush()
-    text = tel.prometheus_text()
-    assert "# TYPE gen_ai_client_operation_duration histogram" not in text  # no LLM spans
-    assert "# TYPE llmgine_command_duration histogram" in text
+    samples = _samples(tel.prometheus_text())
+    assert not any(n.startswith("gen_ai_client_operation_duration") for n, *_ in samples)
     exported = tel.stats.exported["spans"]  # command durations come from exported spans
     assert 0 < exported < 20
-    assert ('llmgine_command_duration_bucket{le="+Inf",llmgine_command_type="Command"} '
-            f"{exported}") in text
+    assert samples[("llmgine_command_duration_seconds_bucket", ("le", "+Inf"),
+                    ("llmgine_command_type", "Command"))] == exported
+    assert samples[("llmgine_command_duration_seconds_count",
+                    ("llmgine_command_type", "Command"))] == exported
+
+
+def _samples(text: str) -> dict[tuple[Any, ...], float]:
+    """Every sample, parsed by prometheus_client's parser: (name, *sorted labels without
+    otel_scope_name) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            assert s.labels.pop("otel_scope_name") == "llmgine_otel"
+            out[(s.name, *sorted(s.labels.items()))] = s.value
+    return out
 
 
 def test_prometheus_text_of_nothing():

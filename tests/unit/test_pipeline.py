@@ -4,6 +4,7 @@ exported or dropped with a reason (produced == exported + dropped), for both str
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import pytest
 from otel_kit import command_result, command_started, session_end, session_start
@@ -198,3 +199,67 @@ def test_queued_spans_are_compacted_without_changing_what_they_say():
         == b_small
     assert over.dropped_attributes == 1 and b_over[3] == 1  # BoundedAttributes kept
     assert [e.name for e in evented.events] == ["e"] and evented.events == b_ev[1]
+
+
+def test_identity_is_exact_under_forced_thread_switches(pipeline):
+    """8 threads, each running asyncio tasks, publish at once while the interpreter switches
+    threads as often as it can: every counter of the identity is updated atomically, so
+    produced == exported + dropped holds exactly, and produced is exactly what was made."""
+    import asyncio
+    import sys
+    import threading
+
+    from otel_kit import llm_finished, llm_started
+
+    tel, gate, span_ex, log_ex = pipeline(queue_size=100_000)
+    gate.open.set()
+    threads, tasks, rounds = 8, 4, 40
+    # CPython's GIL happens to make `counter[key] += 1` atomic; free-threaded builds do not.
+    # So, besides the totals, check the mechanism: no counter of the identity changes
+    # without the stats lock held.
+    unlocked: list[str] = []
+    lock = tel.stats.lock
+
+    class Guarded(Counter):
+        def __setitem__(self, key, value):
+            if not lock.locked():
+                unlocked.append(str(key))
+            super().__setitem__(key, value)
+
+    for name in ("produced", "exported", "dropped", "outcomes"):
+        setattr(tel.stats, name, Guarded(getattr(tel.stats, name)))
+
+    async def publisher(t: int, k: int) -> None:
+        for i in range(rounds):
+            sid = f"s{t}-{k}-{i}"
+            for ev in (session_start(sid, 0), command_started(sid, f"{sid}c", 1),
+                       llm_started(sid, f"{sid}L", 1.1), llm_finished(sid, f"{sid}L", 1.2),
+                       llm_finished(sid, f"{sid}L", 1.3),  # a duplicate end: counted
+                       command_result(sid, f"{sid}c", 2), session_end(sid, 3)):
+                tel.observe_event(ev)
+                await asyncio.sleep(0)
+
+    def worker(t: int) -> None:
+        async def main() -> None:
+            await asyncio.gather(*(publisher(t, k) for k in range(tasks)))
+        asyncio.run(main())
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        ts = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+        for th in ts:
+            th.start()
+        for th in ts:
+            th.join(120)
+    finally:
+        sys.setswitchinterval(old)
+    tel.shutdown(timeout_s=10)
+    assert not unlocked, sorted(set(unlocked))
+    sessions = threads * tasks * rounds
+    snap = _check_accounting(tel)
+    assert snap["produced"] == {"spans": 3 * sessions, "logs": 7 * sessions}
+    assert snap["outcomes"]["duplicate_end"] == sessions
+    assert snap["exported"] == {"spans": 3 * sessions, "logs": 7 * sessions}
+    assert sum(len(e.got) for e in span_ex) == 3 * sessions
+    assert sum(len(e.got) for e in log_ex) == 7 * sessions

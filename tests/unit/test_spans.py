@@ -89,3 +89,48 @@ def test_table_operations_directly():
     assert not t.add(entry("command", "b"))  # late start after end
     clock.now += 11
     assert t.sweep() == 1 and len(t) == 0 and t._stacks == {}
+
+
+def test_a_busy_session_lives_past_the_age_limit_counted_from_its_last_activity(make_otel):
+    from otel_kit import llm_finished, session_end
+
+    clock = Clock()
+    h = make_otel(clock=clock, max_span_age_s=3600)
+    h.handle(session_start("s1", 0), command_started("s1", "c0", 1),
+             command_result("s1", "c0", 2))
+    for i in range(1, 7):  # a command every 50 minutes for 5 hours, one of them long
+        clock.now += 3000
+        h.handle(command_started("s1", f"c{i}", 10 * i), llm_started("s1", f"L{i}", 10 * i))
+        if i == 3:  # this command runs for 100 minutes, with a call every 50
+            clock.now += 3000
+            h.handle(llm_finished("s1", f"L{i}", 10 * i + 1), llm_started("s1", f"M{i}", 0))
+            clock.now += 3000
+            h.handle(llm_finished("s1", f"M{i}", 10 * i + 2))
+        else:
+            h.handle(llm_finished("s1", f"L{i}", 10 * i + 1))
+        h.handle(command_result("s1", f"c{i}", 10 * i + 5))
+        h.handle(session_start(f"other{i}", 0))  # inserts evict what is inactive
+        h.handler.table.sweep()
+    h.handle(session_end("s1", 100))
+    evicted = [s for s in h.spans() if "llmgine.span.end_reason" in s.attributes]
+    assert evicted and all(s.attributes["llmgine.session.id"].startswith("other")
+                           for s in evicted)  # the idle sessions went, s1 did not
+    mine = [s for s in h.spans() if s.attributes.get("llmgine.session.id") == "s1"
+            or s.attributes.get("gen_ai.conversation.id") == "s1"]
+    assert all("llmgine.span.end_reason" not in s.attributes for s in mine)
+    assert not h.outcomes.get("duplicate_end")
+    session = next(s for s in mine if s.name == "session")
+    assert session.status.status_code is StatusCode.UNSET
+
+
+def test_an_idle_span_is_ended_by_the_background_sweeper():
+    import time
+
+    evicted: list[str] = []
+    table = SpanTable(10, 0.3, lambda e, reason: evicted.append(reason),
+                      sweep_in_background=True)
+    table.add(OpenSpan(("command", "c1"), NonRecordingSpan(INVALID_SPAN_CONTEXT), "s", 0))
+    deadline = time.monotonic() + 5
+    while not evicted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert evicted == ["evicted_age"] and len(table) == 0

@@ -10,6 +10,7 @@ from otel_kit import (
     assert_well_formed,
     command_result,
     command_started,
+    etype,
     llm_finished,
     llm_started,
     ns,
@@ -186,7 +187,7 @@ def test_filters(make_otel):
              command_result("s1", "c1", 2), session_end("s1", 3))
     names = [s.name for s in h.spans()]
     assert names == ["command (start missing)", "session"]
-    assert [r.event_name for r in h.logs()] == ["CommandResultEvent"]
+    assert [etype(r) for r in h.logs()] == ["CommandResultEvent"]
     h2 = make_otel(include_events=("SessionEvent",))
     h2.handle(session_start("s1", 0), command_started("s1", "c1", 1), session_end("s1", 3))
     assert [s.name for s in h2.spans()] == ["session"]
@@ -197,7 +198,7 @@ def test_log_sample_rate_zero_keeps_errors(make_otel):
     h.handle(command_started("BUS", "c1", 1), command_result("BUS", "c1", 2),
              command_started("BUS", "c2", 1),
              command_result("BUS", "c2", 2, success=False, error="x"))
-    results = [r for r in h.logs() if r.event_name == "CommandResultEvent"]
+    results = [r for r in h.logs() if etype(r) == "CommandResultEvent"]
     assert len(results) == 1 and results[0].severity_text == "ERROR"
     assert h.outcomes["log_sampled_out"] == 1
 
