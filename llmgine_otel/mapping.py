@@ -118,12 +118,15 @@ MAPPING: tuple[Rule, ...] = (
         "SessionStartEvent", "start", "session", key="session_id", name="session",
         attributes=(_LLMGINE_SESSION, _SESSION_ID, _OTEL_SESSION),
         log_event="llmgine.session.start",
-        note="New trace (root span), or a child of a `traceparent` found in `metadata`.",
+        note="New trace (root span), or a child of a `traceparent` found in `metadata`; open "
+             "until the session ends (`session` shape) or ended at once (`command` shape, see "
+             "*Trace shapes*).",
     ),
     Rule(
         "SessionEndEvent", "end", "session", key="session_id",
         status=Status(error="error"), log_event="llmgine.session.end",
-        note="Ends the root span; ERROR with `error.type` when `error` is set.",
+        note="Ends the session span (`session` shape) or makes the `session end` span "
+             "(`command` shape); ERROR with `error.type` when `error` is set.",
     ),
     Rule(
         "CommandStartedEvent", "start", "command", key="command.command_id",
@@ -137,7 +140,9 @@ MAPPING: tuple[Rule, ...] = (
             _OTEL_SESSION,
         ),
         payload=("command",), log_event="llmgine.command.start",
-        note="Child of the calling command (traceparent in `command.metadata`) or the session.",
+        note="Child of the calling command (traceparent in `command.metadata`); else child "
+             "of the session (`session` shape) or root of its own trace linked to it "
+             "(`command` shape).",
     ),
     Rule(
         "CommandResultEvent", "end", "command", key="command_result.command_id",
@@ -155,7 +160,8 @@ MAPPING: tuple[Rule, ...] = (
         attributes=(Attr("llmgine.handler.name", "handler"),
                     Attr("llmgine.handler.event_type", "event:type")),
         payload=("event",), log_event="llmgine.handler.failure",
-        note="`exception` span event on the failed event's command span, else the session's.",
+        note="`exception` span event on the failed event's command span, else the session's "
+             "(`command` shape: its span is ended already, the ERROR log record carries it).",
     ),
     Rule(
         "DeadLetterCommandEvent", "exception",

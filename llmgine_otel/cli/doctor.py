@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         ("enabled", cfg.enabled),
         ("exporter", exporter),
         ("service.name", cfg.service_name),
+        ("trace per", cfg.trace_per),
         ("sampler", sampler),
         ("queue size (per signal)", cfg.queue_size),
         ("export workers", cfg.num_workers),
