@@ -365,10 +365,10 @@ class OTelHandler:
         return ctx, ()
 
     def _settle_session(self, entry: OpenSpan) -> None:
-        """A session span just added to the table: it stays open (``session`` shape) or is
-        ended at once and kept as a mark (``TraceShape.session_span``)."""
-        if self._session_marks:
-            entry.mark = True
+        """A session span just added to the table: it stays open (``session`` shape), or it
+        is a mark (``TraceShape.session_span``; flagged before it was added, so a thread that
+        finds it at once already treats it so) and is ended now."""
+        if entry.mark:
             entry.span.end(entry.start_ns)
             if entry.sampled:
                 self._produce("spans")
@@ -409,6 +409,7 @@ class OTelHandler:
             attributes=attrs, start_time=ts, links=links)
         entry = OpenSpan(("session", session), span, session, ts)
         entry.inherit = inherit
+        entry.mark = self._session_marks
         return entry
 
     def _synthetic_session(self, event: Any, session: str, ts: int) -> OpenSpan | None:
@@ -673,6 +674,7 @@ class OTelHandler:
                                 start_time=ts, links=links)
         new = OpenSpan(key, span, session, ts)
         new.inherit = inherit
+        new.mark = self._session_marks and plan.family == "session"
         if plan.hold_content and self._capture.on_event and captured:
             new.content = captured  # for the end's record
         entry: OpenSpan | None = new

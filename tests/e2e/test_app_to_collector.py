@@ -201,6 +201,7 @@ def test_demo_through_collector_into_jaeger_and_replay(tmp_path: Path) -> None:
         assert (r.trace_id, r.parent_span_id, r.name, r.start_ns, r.end_ns, r.status_code) == \
             (s.trace_id, s.parent_span_id, s.name, s.start_ns, s.end_ns, s.status_code)
         assert r.attributes == s.attributes and r.resource == s.resource
+        assert r.raw.get("links") == s.raw.get("links")  # a command's link to its session
 
 
 def _jaeger_spans(jaeger: Any, trace_id: str, want: int) -> list[dict[str, Any]]:
