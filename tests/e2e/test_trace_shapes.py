@@ -209,9 +209,17 @@ def test_tail_sampling_keeps_an_error_an_hour_into_a_long_session(
         assert names == []
 
 
+@pytest.fixture(scope="module")
+def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One Jaeger for both shapes (each sends under its own service name): its graceful stop
+    takes ~10 s."""
+    with start_jaeger(tmp_path_factory.mktemp("jaeger")) as j:
+        yield j
+
+
 @pytest.mark.parametrize("trace_per", ["command", "session"])
 def test_jaeger_finds_every_command_of_a_conversation_by_session_id(
-        tmp_path: Path, fast_export: None, trace_per: str) -> None:
+        tmp_path: Path, fast_export: None, jaeger: Any, trace_per: str) -> None:
     clock = Clock(datetime.now() - timedelta(hours=2))
     tag = uuid.uuid4().hex[:8]
     sid, other, user = f"conv-{tag}", f"other-{tag}", f"user-{tag}"
@@ -220,23 +228,22 @@ def test_jaeger_finds_every_command_of_a_conversation_by_session_id(
     noise = [SessionStartEvent(session_id=other, timestamp=clock.at(30)),
              *command_events(other, clock, 31, 0), *command_events(other, clock, 32, 1),
              SessionEndEvent(session_id=other, timestamp=clock.at(33))]
-    with start_jaeger(tmp_path / "jaeger") as jaeger:
-        with app(jaeger.otlp_grpc_endpoint, tmp_path, trace_per, service) as tel:
-            with span_attributes(user_id=user):
-                publish(tel, first[:1])  # the session starts for this user
-            publish(tel, first[1:] + noise + rest)
-        query_window = (clock.base - timedelta(minutes=5), datetime.now())
+    with app(jaeger.otlp_grpc_endpoint, tmp_path, trace_per, service) as tel:
+        with span_attributes(user_id=user):
+            publish(tel, first[:1])  # the session starts for this user
+        publish(tel, first[1:] + noise + rest)
+    query_window = (clock.base - timedelta(minutes=5), datetime.now())
 
-        def search(key: str, value: str) -> list[dict[str, Any]]:
-            found = jaeger_search(jaeger.query_url, service, {key: value}, *query_window)
-            commands = [s for t in found for s in t["spans"]
-                        if s["operationName"] == "command AskCommand"]
-            return found if len(commands) >= 5 else []
+    def search(key: str, value: str) -> list[dict[str, Any]]:
+        found = jaeger_search(jaeger.query_url, service, {key: value}, *query_window)
+        commands = [s for t in found for s in t["spans"]
+                    if s["operationName"] == "command AskCommand"]
+        return found if len(commands) >= 5 else []
 
-        traces = wait_for(lambda: search("session.id", sid), timeout=30,
-                          what="the conversation in Jaeger")
-        by_user = wait_for(lambda: search("user.id", user), timeout=30,
-                           what="the user's conversation in Jaeger")
+    traces = wait_for(lambda: search("session.id", sid), timeout=30,
+                      what="the conversation in Jaeger")
+    by_user = wait_for(lambda: search("user.id", user), timeout=30,
+                       what="the user's conversation in Jaeger")
 
     spans = [s for t in traces for s in t["spans"]]
     tags = [{kv["key"]: kv["value"] for kv in s["tags"]} for s in spans]
