@@ -79,20 +79,20 @@ def has_context(metadata: Mapping[str, Any] | None) -> bool:
 
 
 def session_parent_span(table: Any, session_id: Any) -> Span | None:
-    """The current span if valid and inside ``session_id``'s trace, else None.
+    """The current span if valid and inside one of ``session_id``'s traces, else None.
 
-    ``table`` is the translator's ``SpanTable``: when the session's span is open there and
-    lives in another trace (say an HTTP request span is current while a session runs as
-    its own trace), the current span is not offered as a parent, so no span of one session
-    is ever linked into another trace.
+    ``table`` is the translator's ``SpanTable``: when the session has open spans there and
+    the current span is in none of their traces (say an HTTP request span is current while
+    the session's commands run as traces of their own), the current span is not offered as
+    a parent, so no span of one session is ever put into another trace. In the ``command``
+    trace shape a session has many traces: the current command's is one of them.
     """
     span = trace.get_current_span()
     ctx = span.get_span_context()
     if not ctx.is_valid:
         return None
     sid = session_id if isinstance(session_id, str) else str(session_id)
-    if table is not None and sid not in _NO_SESSION:
-        entry = table.get(("session", sid))
-        if entry is not None and entry.span.get_span_context().trace_id != ctx.trace_id:
-            return None
+    if table is not None and sid not in _NO_SESSION and \
+            table.trace_belongs(sid, ctx.trace_id) is False:
+        return None
     return span

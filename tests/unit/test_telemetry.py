@@ -85,9 +85,10 @@ def test_shutdown_against_refused_endpoint_is_bounded_and_reports(monkeypatch):
     assert elapsed < 2.5, report
     assert report.seconds <= elapsed
     assert report.open_spans_ended == 1  # the session never ended
-    assert report.undelivered["spans"] == 21 and report.undelivered["logs"] == 41, report
+    # 22 spans: the session's start, 20 commands, and the session's end made at shutdown.
+    assert report.undelivered["spans"] == 22 and report.undelivered["logs"] == 41, report
     assert not report.completed
-    assert "21 spans" in str(report) and "41 logs" in str(report)
+    assert "22 spans" in str(report) and "41 logs" in str(report)
     assert tel.shutdown() is report  # idempotent
     snap = tel.stats.snapshot()
     for sig in ("spans", "logs"):
@@ -109,7 +110,7 @@ def test_shutdown_against_blackhole_is_bounded():
         report = tel.shutdown()
         assert time.monotonic() - t0 < 2.5, report
         assert not report.completed
-        assert report.undelivered["spans"] == 21 and report.undelivered["logs"] == 41, report
+        assert report.undelivered["spans"] == 22 and report.undelivered["logs"] == 41, report
     assert _wait_threads_gone(before) == []
     assert _connections_to(port) == []
     snap = tel.stats.snapshot()
