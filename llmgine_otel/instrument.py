@@ -40,9 +40,9 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
+from llmgine_otel.open_spans import SpanTable
 from llmgine_otel.propagation import TRACEPARENT, inject_context, session_parent_span
 from llmgine_otel.publish import CommandScope, command_scope
-from llmgine_otel.spans import SpanTable
 from llmgine_otel.translate import OTelHandler
 
 __all__ = ["LLMgineInstrumentor", "active_observer"]

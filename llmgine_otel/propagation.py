@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = [
@@ -22,7 +22,9 @@ __all__ = [
     "extract_context",
     "has_context",
     "inject_context",
+    "parse_traceparent",
     "session_parent_span",
+    "trace_state",
 ]
 
 TRACEPARENT = "traceparent"
@@ -96,3 +98,27 @@ def session_parent_span(table: Any, session_id: Any) -> Span | None:
             table.trace_belongs(sid, ctx.trace_id) is False:
         return None
     return span
+
+
+def parse_traceparent(tp: str) -> tuple[int, int, int] | None:
+    """``00-<trace id>-<span id>-<flags>`` -> ints; None when malformed or all-zero."""
+    if len(tp) < 55 or tp[2] != "-" or tp[35] != "-" or tp[52] != "-" or tp[:2] == "ff":
+        return None
+    if tp[:2] == "00" and len(tp) != 55:
+        return None
+    try:
+        trace_id, span_id, flags = int(tp[3:35], 16), int(tp[36:52], 16), int(tp[53:55], 16)
+    except ValueError:
+        return None
+    if not trace_id or not span_id:
+        return None
+    return trace_id, span_id, flags
+
+
+def trace_state(raw: Any) -> TraceState | None:
+    if not raw or raw.__class__ is not str:
+        return None
+    try:
+        return TraceState.from_header([raw])
+    except Exception:  # noqa: BLE001 - a bad tracestate is dropped, not fatal
+        return None

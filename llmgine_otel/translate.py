@@ -33,15 +33,10 @@ from opentelemetry.trace import (
 
 from llmgine_otel.config import CaptureMode, ObservabilityConfig
 from llmgine_otel.content import Sanitizer, safe_str, scrub_secrets, to_semconv_messages, valid_utf8
+from llmgine_otel.error_types import error_type
+from llmgine_otel.event_time import event_time_ns
 from llmgine_otel.events import OtelEvent
-from llmgine_otel.fields import (
-    compile_name,
-    compile_path,
-    error_type,
-    event_time_ns,
-    parse_traceparent,
-    trace_state,
-)
+from llmgine_otel.field_paths import compile_name, compile_path
 from llmgine_otel.mapping import (
     DEFAULT_RULE,
     MAPPING,
@@ -51,11 +46,12 @@ from llmgine_otel.mapping import (
     held_content_families,
 )
 from llmgine_otel.metrics import SelfStats, SpanMetrics, SpanMetricsProcessor
+from llmgine_otel.open_spans import OpenSpan, SpanTable
+from llmgine_otel.propagation import parse_traceparent, trace_state
 from llmgine_otel.span_attributes import current_span_attributes
 from llmgine_otel.span_factory import DirectSpan, span_factory
-from llmgine_otel.spans import OpenSpan, SpanTable
 
-__all__ = ["OTelHandler", "event_time_ns"]
+__all__ = ["OTelHandler"]
 
 _log = logging.getLogger("llmgine_otel")
 _ROOT = Context()

@@ -7,7 +7,7 @@ import pytest
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan, StatusCode
 from otel_kit import command_result, command_started, llm_started, session_start
 
-from llmgine_otel.spans import OpenSpan, SpanTable
+from llmgine_otel.open_spans import OpenSpan, SpanTable
 
 
 class Clock:

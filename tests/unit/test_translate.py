@@ -25,7 +25,7 @@ from otel_kit import (
 )
 
 from llmgine_otel import mapping
-from llmgine_otel.translate import event_time_ns
+from llmgine_otel.event_time import event_time_ns
 
 
 @pytest.fixture(params=["command", "session"])
@@ -231,7 +231,7 @@ def test_synthetic_session_race_keeps_one_trace(otel):
     """Two threads synthesize the same missing session at once: the loser must use the
     winner's span, not start a new trace (simulated by winning the race inside the span
     factory)."""
-    from llmgine_otel.spans import OpenSpan
+    from llmgine_otel.open_spans import OpenSpan
 
     handler = otel.handler
     real_start = handler._start_span
