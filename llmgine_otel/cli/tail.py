@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from llmgine_otel.mapping import SESSION_END_NAME
-from llmgine_otel.otlp_json import SIGNAL_KEYS, SpanRow, rows_from_object, telemetry_files
+from llmgine_otel.telemetry_files import telemetry_files
+from llmgine_otel.telemetry_rows import SIGNAL_KEYS, SpanRow, rows_from_object
 from llmgine_otel.view.model import Session, Trace
 from llmgine_otel.view.terminal import (
     choose_style,

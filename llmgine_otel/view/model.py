@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from llmgine_otel.cost import estimate_cost_usd
-from llmgine_otel.otlp_json import LogRow, SpanRow, read_telemetry
+from llmgine_otel.telemetry_files import read_telemetry
+from llmgine_otel.telemetry_rows import LogRow, SpanRow
 
 STATUS_ERROR = 2
 # `gen_ai.operation.name` values of a model call (the others are agents and tools).

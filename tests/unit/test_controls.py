@@ -275,7 +275,8 @@ def test_otlp_gzip_compression_is_configured_the_standard_way(
 
 def test_local_files_rotate_compress_and_view(tmp_path: Any) -> None:
     from llmgine_otel.exporters.file import RotatingJsonlWriter
-    from llmgine_otel.otlp_json import SpanRow, read_telemetry
+    from llmgine_otel.telemetry_files import read_telemetry
+    from llmgine_otel.telemetry_rows import SpanRow
     from llmgine_otel.view.model import load_traces
 
     cfg = ObservabilityConfig.from_env(env={"LLMGINE_OTEL_FILE_MAX_BYTES": "4096",
