@@ -14,8 +14,11 @@ What it does, on llmgine's real MessageBus, in one session:
    the handler raises.
 
 There is no tracing code in the handlers: the instrumentor traces the bus, every litellm
-call and every ToolManager run, so the trace is session -> commands -> LLM calls and tool
-executions, with token usage, streaming, statuses and errors. Telemetry goes to
+call and every ToolManager run, so each command is a trace (command -> LLM calls and tool
+executions, with token usage, streaming, statuses and errors) linked to its session, and
+every span carries ``session.id`` and the ``user.id`` the app names with
+``llmgine_otel.span_attributes`` (LLMGINE_OTEL_TRACE_PER=session makes the whole session one
+trace instead). Telemetry goes to
 ./llmgine-telemetry (the embedded default), or to a Collector when
 OTEL_EXPORTER_OTLP_ENDPOINT is set. The same app with no line of tracing at all, under
 ``opentelemetry-instrument``, is examples/tool_agent_app.py.
@@ -51,6 +54,7 @@ from llmgine_otel.instrument import LLMgineInstrumentor
 
 MODEL = "gpt-4o-mini"
 SESSION_ID = "demo-session"
+USER_ID = "demo-user"
 # What the (mocked) model answers: it calls both tools.
 TOOL_CALLS = [
     {"id": "call_weather", "type": "function",
@@ -135,16 +139,20 @@ async def main() -> int:
     bus = MessageBus()
     await bus.start()
     try:
-        async with bus.session(SESSION_ID) as session:
-            # llmgine types handlers as sync callables; async ones are what it awaits.
-            session.register_command_handler(ChatCommand, handle_chat)  # type: ignore[arg-type]
-            session.register_command_handler(
-                SummarizeCommand, handle_summarize)  # type: ignore[arg-type]
-            chat = await session.execute_with_session(
-                ChatCommand(text="What's the weather in Paris, and how is ACME doing?"))
-            print(f"chat      -> success={chat.success}: {chat.result}")
-            summary = await session.execute_with_session(SummarizeCommand(document="..." * 50))
-            print(f"summarize -> success={summary.success}: {summary.error}")
+        # Who the conversation is with: user.id on every span of the session.
+        with llmgine_otel.span_attributes(user_id=USER_ID):
+            async with bus.session(SESSION_ID) as session:
+                # llmgine types handlers as sync callables; async ones are what it awaits.
+                session.register_command_handler(
+                    ChatCommand, handle_chat)  # type: ignore[arg-type]
+                session.register_command_handler(
+                    SummarizeCommand, handle_summarize)  # type: ignore[arg-type]
+                chat = await session.execute_with_session(
+                    ChatCommand(text="What's the weather in Paris, and how is ACME doing?"))
+                print(f"chat      -> success={chat.success}: {chat.result}")
+                summary = await session.execute_with_session(
+                    SummarizeCommand(document="..." * 50))
+                print(f"summarize -> success={summary.success}: {summary.error}")
     finally:
         await bus.stop()
     return 0
@@ -165,6 +173,8 @@ def report() -> None:
     python = _here(sys.executable)
     print(f"Telemetry written to {where}")
     print(f"  view it:             {cli} view {telemetry.config.output_dir}")
+    print(f"  one conversation:    {cli} view {telemetry.config.output_dir} "
+          f"--session {SESSION_ID}")
     print(f"                       {cli} view {telemetry.config.output_dir} --html trace.html")
     print(f"  send to a Collector: {cli} collector run   (in another terminal), then")
     print(f"                       OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 "

@@ -15,12 +15,16 @@ from typing import Any
 
 __all__ = [
     "BACK_PRESSURE_STRATEGIES",
+    "TRACE_SHAPES",
     "CaptureMode",
     "ConfigError",
     "ObservabilityConfig",
 ]
 
 BACK_PRESSURE_STRATEGIES = ("drop_oldest", "drop_newest", "adaptive")
+TRACE_SHAPES = ("command", "session")
+"""``trace_per``: one trace per command (linked to its session) or one per session; what each
+shape does is data, ``mapping.TRACE_SHAPES``."""
 
 RedactHook = Callable[[str, Any], Any]
 """``hook(key, value) -> value``: rewrite captured content, or return ``None`` to drop it."""
@@ -83,6 +87,7 @@ ENV_VARS: dict[str, str] = {
     "LLMGINE_OTEL_MAX_VALUE_LENGTH": "max_value_length",
     "LLMGINE_OTEL_MAX_OPEN_SPANS": "max_open_spans",
     "LLMGINE_OTEL_MAX_SPAN_AGE": "max_span_age_s",
+    "LLMGINE_OTEL_TRACE_PER": "trace_per",
     "LLMGINE_OTEL_SHUTDOWN_TIMEOUT": "shutdown_timeout_s",
     "LLMGINE_OTEL_INCLUDE_EVENTS": "include_events",
     "LLMGINE_OTEL_EXCLUDE_EVENTS": "exclude_events",
@@ -138,6 +143,10 @@ class ObservabilityConfig:
     """Longest string kept in any attribute or log body value (longer ones are truncated)."""
     max_open_spans: int = 10_000
     max_span_age_s: float = 3_600.0
+    trace_per: str = "command"
+    """``command``: every command is the root of a trace of its own, linked to its session
+    (which gets two small spans, its start and its end); ``session``: the whole session is one
+    trace. See README "Trace shapes" for when to use which."""
     shutdown_timeout_s: float = 5.0
     include_events: tuple[str, ...] = ()
     """Only these event types (class names, base classes match) are observed; empty = all."""
@@ -301,6 +310,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "max_value_length": _parse_int,
     "max_open_spans": _parse_int,
     "max_span_age_s": _parse_float,
+    "trace_per": lambda var, raw: raw.strip().lower(),
     "shutdown_timeout_s": _parse_float,
     "include_events": _parse_names,
     "exclude_events": _parse_names,
@@ -362,6 +372,8 @@ def _check(c: ObservabilityConfig) -> None:
     if c.back_pressure_strategy not in BACK_PRESSURE_STRATEGIES:
         raise bad("back_pressure_strategy", c.back_pressure_strategy,
                   ", ".join(BACK_PRESSURE_STRATEGIES))
+    if c.trace_per not in TRACE_SHAPES:
+        raise bad("trace_per", c.trace_per, ", ".join(TRACE_SHAPES))
     if not isinstance(c.capture_content, CaptureMode):
         raise bad("capture_content", c.capture_content, ", ".join(m.value for m in CaptureMode))
     if c.service_name is not None and (not isinstance(c.service_name, str)

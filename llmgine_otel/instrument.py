@@ -4,11 +4,13 @@ It wraps three methods of llmgine's ``MessageBus``:
 
 - ``publish``: every event reaches the translator at ingress, whether or not the app gave
   the bus an ObservabilityManager; a W3C ``traceparent`` of the current span is added to the
-  event's metadata (when it belongs to the event's session trace), so tool events and the
+  event's metadata (when it is in a trace of the event's session), so tool events and the
   like parent correctly even when commands of one session run concurrently;
 - ``execute``: the current span's ``traceparent`` (else the session span's) goes into
   ``command.metadata`` (if absent) before the command starts, so nested commands, concurrent
-  commands of one session, and commands sent to other processes parent correctly;
+  commands of one session, and commands sent to other processes parent correctly (a command
+  whose parent is the session span becomes, with one trace per command, a trace of its own
+  linked to it: ``OTelHandler._place`` decides);
 - ``_execute_with_middleware``: while the handler runs, the command span is the current
   span of that task, so spans made inside by other instrumentation or the app's own tracer
   (across awaits and ``asyncio.create_task``) become its children; and the command's bus is
@@ -38,9 +40,9 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
+from llmgine_otel.open_spans import SpanTable
 from llmgine_otel.propagation import TRACEPARENT, inject_context, session_parent_span
 from llmgine_otel.publish import CommandScope, command_scope
-from llmgine_otel.spans import SpanTable
 from llmgine_otel.translate import OTelHandler
 
 __all__ = ["LLMgineInstrumentor", "active_observer"]
@@ -125,8 +127,8 @@ class _Observer:
     def execute(self, wrapped: Any, instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         """Put the caller's span context into ``command.metadata`` before it starts: the
-        current span (in the session's trace), else the session's own span, so concurrent
-        commands of one session never become each other's children."""
+        current span (in one of the session's traces), else the session's own span, so
+        concurrent commands of one session never become each other's children."""
         command = args[0] if args else kwargs.get("command")
         try:
             md = getattr(command, "metadata", None)

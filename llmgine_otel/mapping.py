@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-__all__ = ["KEPT_FINDINGS", "MAPPING", "Attr", "Content", "KeptFinding", "Rule", "Status",
-           "render_markdown"]
+__all__ = ["KEPT_FINDINGS", "MAPPING", "SESSION_END_NAME", "TRACE_SHAPES", "Attr", "Content",
+           "KeptFinding", "Rule", "Status", "TraceShape", "render_markdown"]
 
 # Span families: which open-span table namespace a rule's key lives in.
 FAMILIES = ("session", "command", "agent", "llm", "tool")
@@ -109,18 +109,24 @@ class Rule:
 _NO_SESSION = ("BUS", "None")
 _SESSION_ID = Attr("gen_ai.conversation.id", "session_id", unset=_NO_SESSION)
 _LLMGINE_SESSION = Attr("llmgine.session.id", "session_id", unset=_NO_SESSION)
+_OTEL_SESSION = Attr("session.id", "session_id", unset=_NO_SESSION)
+"""The OpenTelemetry ``session.id`` on every span of a session, in both trace shapes: what
+Jaeger's tag search and Tempo's TraceQL find a conversation by."""
 
 MAPPING: tuple[Rule, ...] = (
     Rule(
         "SessionStartEvent", "start", "session", key="session_id", name="session",
-        attributes=(_LLMGINE_SESSION, _SESSION_ID),
+        attributes=(_LLMGINE_SESSION, _SESSION_ID, _OTEL_SESSION),
         log_event="llmgine.session.start",
-        note="New trace (root span), or a child of a `traceparent` found in `metadata`.",
+        note="New trace (root span), or a child of a `traceparent` found in `metadata`; open "
+             "until the session ends (`session` shape) or ended at once (`command` shape, see "
+             "*Trace shapes*).",
     ),
     Rule(
         "SessionEndEvent", "end", "session", key="session_id",
         status=Status(error="error"), log_event="llmgine.session.end",
-        note="Ends the root span; ERROR with `error.type` when `error` is set.",
+        note="Ends the session span (`session` shape) or makes the `session end` span "
+             "(`command` shape); ERROR with `error.type` when `error` is set.",
     ),
     Rule(
         "CommandStartedEvent", "start", "command", key="command.command_id",
@@ -131,9 +137,12 @@ MAPPING: tuple[Rule, ...] = (
             Attr("llmgine.command.type", "command:type"),
             _LLMGINE_SESSION,
             _SESSION_ID,
+            _OTEL_SESSION,
         ),
         payload=("command",), log_event="llmgine.command.start",
-        note="Child of the calling command (traceparent in `command.metadata`) or the session.",
+        note="Child of the calling command (traceparent in `command.metadata`); else child "
+             "of the session (`session` shape) or root of its own trace linked to it "
+             "(`command` shape).",
     ),
     Rule(
         "CommandResultEvent", "end", "command", key="command_result.command_id",
@@ -151,7 +160,8 @@ MAPPING: tuple[Rule, ...] = (
         attributes=(Attr("llmgine.handler.name", "handler"),
                     Attr("llmgine.handler.event_type", "event:type")),
         payload=("event",), log_event="llmgine.handler.failure",
-        note="`exception` span event on the failed event's command span, else the session's.",
+        note="`exception` span event on the failed event's command span, else the session's "
+             "(`command` shape: its span is ended already, the ERROR log record carries it).",
     ),
     Rule(
         "DeadLetterCommandEvent", "exception",
@@ -174,6 +184,7 @@ MAPPING: tuple[Rule, ...] = (
             Attr("gen_ai.tool.type", "tool_type"),
             Attr("gen_ai.tool.description", "tool_description"),
             _LLMGINE_SESSION,
+            _OTEL_SESSION,
         ),
         content=(Content("gen_ai.tool.call.arguments", "arguments"),),
         payload=("arguments",), log_event="llmgine.tool.execution.start",
@@ -203,6 +214,7 @@ MAPPING: tuple[Rule, ...] = (
             Attr("gen_ai.tool.description",
                  "tool_info.description|tool_info.function.description"),
             _LLMGINE_SESSION,
+            _OTEL_SESSION,
         ),
         content=(Content("gen_ai.tool.call.arguments", "tool_args"),
                  Content("gen_ai.tool.call.result", "tool_result")),
@@ -236,6 +248,7 @@ MAPPING: tuple[Rule, ...] = (
             Attr("server.address", "server_address"),
             Attr("server.port", "server_port", "int"),
             _SESSION_ID,
+            _OTEL_SESSION,
         ),
         content=(Content("gen_ai.input.messages", "messages", "messages"),
                  Content("gen_ai.system_instructions", "system_instructions"),
@@ -291,6 +304,7 @@ MAPPING: tuple[Rule, ...] = (
             Attr("gen_ai.agent.id", "agent_id"),
             Attr("gen_ai.agent.description", "agent_description"),
             _SESSION_ID,
+            _OTEL_SESSION,
         ),
         log_event="llmgine.agent.start",
         note="In-process agent: kind INTERNAL.",
@@ -313,6 +327,47 @@ DEFAULT_RULE = Rule(
 )
 
 
+SESSION_SPANS = ("open", "marks")
+UNDER_SESSION = ("child", "root")
+SESSION_END_NAME = "session end"
+"""The name of the span a session's end makes when its start is a mark (``marks``)."""
+
+
+@dataclass(frozen=True)
+class TraceShape:
+    """How a session's spans are cut into traces (``LLMGINE_OTEL_TRACE_PER``). The rules above
+    say what each event becomes; the shape says only where a span whose parent would be the
+    session's span goes, and how long the session's own span stays open."""
+
+    name: str
+    session_span: str
+    """``open``: the ``SessionStartEvent`` span stays open until ``SessionEndEvent`` ends it.
+    ``marks``: it is ended at once (a mark of the session's start, exported at once, the link
+    target of the session's traces); ``SessionEndEvent`` makes a span named
+    ``SESSION_END_NAME`` at the end, in a trace of its own linked to that mark, with the end's
+    status (ERROR and ``error.type`` when the session ended with an error)."""
+    under_session: str
+    """Where a span goes whose parent resolved to the session's span: ``child`` (under it), or
+    ``root`` (the root of a trace of its own, with a span link to the session's span; it
+    carries the session's ids and the attributes the session passes on). A calling command,
+    an agent, or a ``traceparent`` from another process stay parents in both shapes."""
+    traces: str
+    """What a person sees in Jaeger or Tempo."""
+
+
+TRACE_SHAPES: dict[str, TraceShape] = {s.name: s for s in (
+    TraceShape(
+        "command", session_span="marks", under_session="root",
+        traces="One trace per command (with its LLM calls, tool runs and nested commands), "
+               "plus a one-span trace for the session's start and one for its end; "
+               "`session.id` groups them."),
+    TraceShape(
+        "session", session_span="open", under_session="child",
+        traces="One trace per session: the session span is the root of every command, LLM "
+               "call and tool run in it, and is exported when the session ends."),
+)}
+
+
 @dataclass(frozen=True)
 class KeptFinding:
     """A Weaver live-check finding (level *improvement*) the package's telemetry still has,
@@ -331,6 +386,15 @@ KEPT_FINDINGS: tuple[KeptFinding, ...] = (
         "not_stable", "gen_ai.*",
         "The GenAI conventions (attributes, metrics, the inference-details event) are all at "
         "*development* stability in v1.41.0: there is no stable name to use instead."),
+    KeptFinding(
+        "not_stable", "session.id",
+        "The conventions' id of a session, on every span of one so that Jaeger's tag search "
+        "and Tempo's TraceQL find a conversation in both trace shapes, is *development* in "
+        "v1.41.0: there is no stable name for it."),
+    KeptFinding(
+        "not_stable", "user.id",
+        "`llmgine_otel.span_attributes(user_id=...)` puts the conventions' `user.id` on every "
+        "span of a session (the demo sets it); *development* in v1.41.0, no stable name."),
     KeptFinding(
         "not_stable", "llmgine.*",
         "This package's own names are *development* in conventions/registry until the "
@@ -364,6 +428,9 @@ def _check_table() -> None:
                                 "in conventions/registry/events.yaml or otel.yaml)")
         assert rule.log_scope in LOG_SCOPES, rule
         assert rule.log_scope == "event" or rule.action == "end", rule
+    for shape in TRACE_SHAPES.values():
+        assert shape.session_span in SESSION_SPANS, shape
+        assert shape.under_session in UNDER_SESSION, shape
 
 
 def held_content_families() -> frozenset[str]:
@@ -442,6 +509,12 @@ def render_markdown() -> str:
             f"`{r.event}`", r.action, fam, _code(r.name),
             r.kind if r.action in ("start", "instant") else "", _parent_cell(r),
             r.status.describe() if r.action in ("end", "instant") else ""))
+    lines += ["", "## Trace shapes", "", SHAPES.strip(), "",
+              "| `LLMGINE_OTEL_TRACE_PER` | Session span | Span whose parent would be the "
+              "session | What a backend shows |", "|---|---|---|---|"]
+    for shape in TRACE_SHAPES.values():
+        lines.append(_row(f"`{shape.name}`", _SESSION_SPAN_TEXT[shape.session_span],
+                          _UNDER_SESSION_TEXT[shape.under_session], shape.traces))
     lines += ["", "## Attributes, content, metrics", "",
               "Metrics are recorded from each rule's finished span on the export thread "
               "(`metrics.SpanMetrics`), so they cost the bus nothing and describe exported "
@@ -471,6 +544,29 @@ def render_markdown() -> str:
     lines.append("")
     return "\n".join(lines)
 
+
+_SESSION_SPAN_TEXT = {
+    "open": "`session`, open from `SessionStartEvent` to `SessionEndEvent` (ERROR with "
+            "`error.type` when the end has an `error`)",
+    "marks": f"`session`, ended at once (the start); `{SESSION_END_NAME}` at "
+             "`SessionEndEvent`, a trace of its own linked to it (ERROR with `error.type` "
+             "when the end has an `error`)",
+}
+_UNDER_SESSION_TEXT = {
+    "child": "its child",
+    "root": "the root of a trace of its own, with a span link to the session's `session` span",
+}
+
+SHAPES = """
+`LLMGINE_OTEL_TRACE_PER` (default `command`) chooses how a session's spans are cut into
+traces; the rules below are the same in both. The *Parent* column says where a span goes
+when its parent resolves to a command, agent, remote `traceparent` or the session: only the
+last case differs between the shapes. Every span of a session carries `session.id` and the
+attributes the session passes on (`user.id` and the app's, `llmgine_otel.span_attributes`),
+in both shapes. Head sampling (`LLMGINE_OBSERVABILITY_SAMPLE_RATE`) decides once per
+session: a trace linked to the session's span takes that span's decision, so a session's
+traces are kept or dropped together, each whole with its log records.
+"""
 
 SOURCES = """
 llmgine 0.0.1 publishes sessions, commands and handler failures itself. `LLMgineInstrumentor`
@@ -522,11 +618,13 @@ OUTCOMES = """
 | Case | Outcome | Counted as |
 |---|---|---|
 | start for a key already open | ignored (the first start wins) | `duplicate_start` |
-| end for a key that was just ended | ignored | `duplicate_end` |
+| end for a key that was just ended (a session ended by eviction: see below) | ignored | `duplicate_end` |
 | end with no start seen (result before start, or start lost) | a span is made from the end event alone (start = end time, or `metadata['llmgine.start_time']`), attribute `llmgine.span.missing_start=true` | `end_without_start` |
 | start arriving after its end was already used | ignored | `late_start` |
-| child whose session never started (session id known) | a session span is synthesized (`llmgine.span.synthetic=true`) so the session stays one trace | `synthetic_session` |
-| span never ended | ended at eviction (table full, or inactive for longer than `max_span_age_s`: no event of its session, no new child; checked on activity and by a background sweep) or at shutdown with status ERROR and `llmgine.span.end_reason` = `evicted_capacity`, `evicted_age` or `ended_at_shutdown` | `evicted_capacity`, `evicted_age`, `ended_at_shutdown` |
+| child whose session never started (session id known) | a session span is synthesized (`llmgine.span.synthetic=true`), so the session stays one trace (`session` shape) or its traces keep one link target (`command` shape) | `synthetic_session` |
+| span never ended | ended at eviction (table full, or inactive for longer than `max_span_age_s`: no event of its session, no new child; checked on activity and by a background sweep) or at shutdown with status ERROR and `llmgine.span.end_reason` = `evicted_capacity`, `evicted_age` or `ended_at_shutdown`; a session whose start is a mark (`command` shape) gets its `session end` span so, with that status and reason | `evicted_capacity`, `evicted_age`, `ended_at_shutdown` |
+| event of a session whose span was ended by eviction | the session continues: a new session span (`llmgine.session.continued=true`, `llmgine.span.synthetic=true`) with a span link to the evicted one, the same `session.id` and the attributes it passed on; its later spans go under it (`session` shape) or link to it (`command` shape); a `SessionEndEvent` then ends it (or, arriving alone, is made into it) with the end's status | `session_continued` |
+| exception for the session itself in the `command` shape (its span is a mark, already ended) | no span event; the ERROR log record, correlated to the mark, carries it | `exception_without_span` |
 | session id `BUS`, empty or missing | no session span: commands become trace roots | |
 | field of the wrong type / unprintable / oversized / invalid UTF-8 | coerced, truncated or replaced by a placeholder; attribute dropped when impossible | `repaired` |
 | event the handler cannot read at all | skipped, never raised | `rejected` |

@@ -454,7 +454,11 @@ class SessionSampler(Sampler):
     """Ratio sampler for new traces (sessions) whose rate can change while running.
 
     Used as the root of ``ParentBased``, so a change applies only to traces that start
-    afterwards: a running session keeps its decision. With ``pressure`` (the adaptive
+    afterwards: a running session keeps its decision. That holds in both trace shapes: a
+    root span of a session (it carries ``session.id``) with a span link, which the
+    translator gives it to the session's span (``command`` shape: every command trace and
+    the session's end; a session continued after eviction), takes that span's decision, so
+    a session's traces are kept or dropped together. With ``pressure`` (the adaptive
     back-pressure strategy), the rate is scaled down while the export queue is above the
     high-water mark and restored once it drains below the low-water mark.
     """
@@ -502,6 +506,10 @@ class SessionSampler(Sampler):
                       ) -> SamplingResult:
         if self._pressure is not None:
             self._adjust()
+        if links and attributes and "session.id" in attributes:
+            if links[0].context.trace_flags.sampled:
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, trace_state)
+            return SamplingResult(Decision.DROP, None, trace_state)
         scale = _TRACE_ID_LIMIT + 1
         low = trace_id & _TRACE_ID_LIMIT
         if low < round(self._rate * self.factor * scale):

@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = [
@@ -22,7 +22,9 @@ __all__ = [
     "extract_context",
     "has_context",
     "inject_context",
+    "parse_traceparent",
     "session_parent_span",
+    "trace_state",
 ]
 
 TRACEPARENT = "traceparent"
@@ -79,20 +81,44 @@ def has_context(metadata: Mapping[str, Any] | None) -> bool:
 
 
 def session_parent_span(table: Any, session_id: Any) -> Span | None:
-    """The current span if valid and inside ``session_id``'s trace, else None.
+    """The current span if valid and inside one of ``session_id``'s traces, else None.
 
-    ``table`` is the translator's ``SpanTable``: when the session's span is open there and
-    lives in another trace (say an HTTP request span is current while a session runs as
-    its own trace), the current span is not offered as a parent, so no span of one session
-    is ever linked into another trace.
+    ``table`` is the translator's ``SpanTable``: when the session has open spans there and
+    the current span is in none of their traces (say an HTTP request span is current while
+    the session's commands run as traces of their own), the current span is not offered as
+    a parent, so no span of one session is ever put into another trace. In the ``command``
+    trace shape a session has many traces: the current command's is one of them.
     """
     span = trace.get_current_span()
     ctx = span.get_span_context()
     if not ctx.is_valid:
         return None
     sid = session_id if isinstance(session_id, str) else str(session_id)
-    if table is not None and sid not in _NO_SESSION:
-        entry = table.get(("session", sid))
-        if entry is not None and entry.span.get_span_context().trace_id != ctx.trace_id:
-            return None
+    if table is not None and sid not in _NO_SESSION and \
+            table.trace_belongs(sid, ctx.trace_id) is False:
+        return None
     return span
+
+
+def parse_traceparent(tp: str) -> tuple[int, int, int] | None:
+    """``00-<trace id>-<span id>-<flags>`` -> ints; None when malformed or all-zero."""
+    if len(tp) < 55 or tp[2] != "-" or tp[35] != "-" or tp[52] != "-" or tp[:2] == "ff":
+        return None
+    if tp[:2] == "00" and len(tp) != 55:
+        return None
+    try:
+        trace_id, span_id, flags = int(tp[3:35], 16), int(tp[36:52], 16), int(tp[53:55], 16)
+    except ValueError:
+        return None
+    if not trace_id or not span_id:
+        return None
+    return trace_id, span_id, flags
+
+
+def trace_state(raw: Any) -> TraceState | None:
+    if not raw or raw.__class__ is not str:
+        return None
+    try:
+        return TraceState.from_header([raw])
+    except Exception:  # noqa: BLE001 - a bad tracestate is dropped, not fatal
+        return None

@@ -232,6 +232,8 @@ class _Factory:
             attrs = BoundedAttributes(max_attrs, attrs, immutable=False, max_value_len=max_len)
         span = DirectSpan(name, span_context, parent, attrs, kind, tracer,
                           None if record_end is _NOOP_END else record_end)
+        for link in links:  # the SDK's limits and validity check, as Tracer.start_span's
+            span.add_link(link.context, link.attributes)
         span.start(start_time, context)
         return span
 

@@ -22,6 +22,7 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.trace import (
     INVALID_SPAN_CONTEXT,
+    Link,
     NonRecordingSpan,
     SpanContext,
     SpanKind,
@@ -32,22 +33,25 @@ from opentelemetry.trace import (
 
 from llmgine_otel.config import CaptureMode, ObservabilityConfig
 from llmgine_otel.content import Sanitizer, safe_str, scrub_secrets, to_semconv_messages, valid_utf8
+from llmgine_otel.error_types import error_type
+from llmgine_otel.event_time import event_time_ns
 from llmgine_otel.events import OtelEvent
-from llmgine_otel.fields import (
-    compile_name,
-    compile_path,
-    error_type,
-    event_time_ns,
-    parse_traceparent,
-    trace_state,
+from llmgine_otel.field_paths import compile_name, compile_path
+from llmgine_otel.mapping import (
+    DEFAULT_RULE,
+    MAPPING,
+    SESSION_END_NAME,
+    TRACE_SHAPES,
+    Rule,
+    held_content_families,
 )
-from llmgine_otel.mapping import DEFAULT_RULE, MAPPING, Rule, held_content_families
 from llmgine_otel.metrics import SelfStats, SpanMetrics, SpanMetricsProcessor
+from llmgine_otel.open_spans import OpenSpan, SpanTable
+from llmgine_otel.propagation import parse_traceparent, trace_state
 from llmgine_otel.span_attributes import current_span_attributes
 from llmgine_otel.span_factory import DirectSpan, span_factory
-from llmgine_otel.spans import OpenSpan, SpanTable
 
-__all__ = ["OTelHandler", "event_time_ns"]
+__all__ = ["OTelHandler"]
 
 _log = logging.getLogger("llmgine_otel")
 _ROOT = Context()
@@ -150,6 +154,12 @@ class OTelHandler:
         self._plans: dict[type, _Plan | None] = {}
         self._rules = {r.event: r for r in MAPPING}
         self._start_plans = {r.family: _Plan(r) for r in MAPPING if r.action == "start"}
+        # The trace shape (mapping.TRACE_SHAPES): what _place and _settle_session do.
+        shape = TRACE_SHAPES[self.config.trace_per]
+        self._roots_below_session = shape.under_session == "root"
+        self._session_marks = shape.session_span == "marks"
+        self._session_ids = tuple(a.name for a in self._start_plans["session"].rule.attributes
+                                  if a.path == "session_id")
         self._include = frozenset(self.config.include_events)
         self._exclude = frozenset(self.config.exclude_events)
         self._no_log = frozenset(self.config.no_log_events)
@@ -337,22 +347,93 @@ class OTelHandler:
             return trace.set_span_in_context(NonRecordingSpan(sc), _ROOT), None
         return None
 
-    def _synthetic_session(self, event: Any, session: str, ts: int) -> OpenSpan | None:
-        key = ("session", session)
-        if self.table.get(key) is not None:
-            return self.table.get(key)
+    # -- the trace shape ---------------------------------------------------------------------
+    def _place(self, ctx: Context, parent: OpenSpan | None
+               ) -> tuple[Context, tuple[Link, ...]]:
+        """Where a new span goes whose parent resolved to ``parent`` (context ``ctx``): the
+        one decision the trace shape makes (``TraceShape.under_session``). Under the parent;
+        or, when the parent is the session's span and the shape roots a trace below the
+        session, at the root of a trace of its own with a span link to the session's span.
+        A calling command, an agent and a remote parent (``traceparent`` from another
+        process, ``parent`` None) stay parents in both shapes."""
+        if parent is not None and parent.family == "session" and self._roots_below_session:
+            return _ROOT, (Link(parent.sc),)
+        return ctx, ()
+
+    def _settle_session(self, entry: OpenSpan) -> None:
+        """A session span just added to the table: it stays open (``session`` shape), or it
+        is a mark (``TraceShape.session_span``; flagged before it was added, so a thread that
+        finds it at once already treats it so) and is ended now."""
+        if entry.mark:
+            entry.span.end(entry.start_ns)
+            if entry.sampled:
+                self._produce("spans")
+
+    def _session_attributes(self, session: str | None) -> dict[str, Any]:
+        """The session's id under every name its start rule gives it (``session.id``, ...)."""
+        if session is None:
+            return {}
+        value = self._san.attribute(session, "str")
+        return {name: value for name in self._session_ids} if value is not None else {}
+
+    def _session_end(self, mark: OpenSpan, ts: int) -> OpenSpan:
+        """The span a session's end makes when its start is a mark: ``session end``, the
+        root of a trace of its own linked to the mark, with the session's attributes; the
+        caller gives it the end's status and ends it."""
+        attrs = {**(mark.inherit or {}), **self._session_attributes(mark.session)}
+        start = max(ts, mark.start_ns)
+        span = self._start_span(SESSION_END_NAME, context=_ROOT, kind=SpanKind.INTERNAL,
+                                attributes=attrs, start_time=start, links=(Link(mark.sc),))
+        entry = OpenSpan(mark.key, span, mark.session, start)
+        entry.inherit = mark.inherit
+        return entry
+
+    def _new_session(self, event: Any, session: str, ts: int, evicted: OpenSpan | None
+                     ) -> OpenSpan:
+        """A session span its start event did not make: synthesized (the start was never
+        seen) or, after ``evicted`` was ended by eviction, the session's continuation,
+        linked to it and carrying what it passed on."""
+        inherit = evicted.inherit if evicted is not None else current_span_attributes()
+        attrs: dict[str, Any] = {**(inherit or {}), **self._session_attributes(session),
+                                 "llmgine.span.synthetic": True}
+        links: tuple[Link, ...] = ()
+        if evicted is not None:
+            attrs["llmgine.session.continued"] = True
+            links = (Link(evicted.sc),)
         span = self._start_span(
             "session", context=_ctx_of(self._remote_parent(event)), kind=SpanKind.INTERNAL,
-            attributes={"llmgine.session.id": self._san.attribute(session, "str"),
-                        "gen_ai.conversation.id": self._san.attribute(session, "str"),
-                        "llmgine.span.synthetic": True},
-            start_time=ts)
-        entry = OpenSpan(key, span, session, ts)
+            attributes=attrs, start_time=ts, links=links)
+        entry = OpenSpan(("session", session), span, session, ts)
+        entry.inherit = inherit
+        entry.mark = self._session_marks
+        return entry
+
+    def _synthetic_session(self, event: Any, session: str, ts: int) -> OpenSpan | None:
+        key = ("session", session)
+        existing = self.table.get(key)
+        if existing is not None:
+            return existing
+        evicted = self.table.take_evicted(key)
+        entry = self._new_session(event, session, ts, evicted)
         if not self.table.add(entry):
             # Another thread synthesized it first: use theirs, so the session stays one
             # trace. Ours is never ended, hence never exported.
             return self.table.get(key)
-        self._count("synthetic_session")
+        self._settle_session(entry)
+        self._count("session_continued" if evicted is not None else "synthetic_session")
+        return entry
+
+    def _continued_session(self, event: Any, key: tuple[str, str], ts: int
+                           ) -> OpenSpan | None:
+        """The end of a session whose span eviction ended, arriving with no event between:
+        the continuation, made from the end event (None if eviction did not end it)."""
+        evicted = self.table.take_evicted(key)
+        if evicted is None:
+            return None
+        self.table.mark_ended(key)
+        entry = self._new_session(event, key[1], self._hinted_start(event, ts), evicted)
+        self._settle_session(entry)
+        self._count("session_continued")
         return entry
 
     # -- log records -------------------------------------------------------------------------
@@ -527,7 +608,10 @@ class OTelHandler:
             return None
 
     def _end_evicted(self, entry: OpenSpan, reason: str) -> None:
-        """A span that never got its end event: ERROR with ``llmgine.span.end_reason``."""
+        """A span that never got its end event: ERROR with ``llmgine.span.end_reason`` (for
+        a session's mark: its ``session end`` span)."""
+        if entry.mark:
+            entry = self._session_end(entry, time.time_ns())
         span = entry.span
         _set_attributes(span, {"llmgine.span.end_reason": reason})
         span.set_status(Status(StatusCode.ERROR, f"span not ended by its event ({reason})"))
@@ -555,6 +639,7 @@ class OTelHandler:
             self._count("rejected")
             self._emit_log(plan, event, None, ts, False)
             return
+        links: tuple[Link, ...] = ()
         if plan.family == "session":
             if session is None:
                 session = key[1]
@@ -571,6 +656,7 @@ class OTelHandler:
                 self._emit_log(plan, event, None, ts, False)
                 return
             ctx, parent = self._parent(plan, event, session, ts)
+            ctx, links = self._place(ctx, parent)
             if parent is None and session is not None:  # an app's span, or remote
                 parent = self.table.get(("session", session))
         captured = self._captured(plan, event) if plan.content and (
@@ -581,15 +667,18 @@ class OTelHandler:
             attrs = {**inherit, **attrs}
         name = plan.name_get(event) if plan.name_get else plan.family
         span = self._start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
-                                       start_time=ts)
+                                start_time=ts, links=links)
         new = OpenSpan(key, span, session, ts)
         new.inherit = inherit
+        new.mark = self._session_marks and plan.family == "session"
         if plan.hold_content and self._capture.on_event and captured:
             new.content = captured  # for the end's record
         entry: OpenSpan | None = new
         if not self.table.add(new):  # lost a race: first wins
             self._count("duplicate_start")
             entry = self.table.get(key)  # ours is never ended
+        elif plan.family == "session":
+            self._settle_session(new)
         self._emit_log(plan, event, entry, ts, False)
 
     def _do_end(self, plan: _Plan, event: Any) -> None:
@@ -600,6 +689,8 @@ class OTelHandler:
             self._emit_log(plan, event, None, ts, self._status(plan, event) is not None)
             return
         entry, ended_before = self.table.pop(key)
+        if entry is None and ended_before and plan.family == "session":
+            entry = self._continued_session(event, key, ts)
         if entry is None:
             if ended_before:
                 self._count("duplicate_end")
@@ -607,6 +698,8 @@ class OTelHandler:
                 return
             self._count("end_without_start")
             entry = self._span_from_end(plan, event, key, ts)
+        if entry.mark:
+            entry = self._session_end(entry, ts)
         captured = self._captured(plan, event) if plan.content and (
             self._capture.on_span or (plan.span_record and self._capture.on_event)) else None
         failure = self._finish(entry, plan, event, ts, self._attributes(plan, event, captured))
@@ -618,14 +711,19 @@ class OTelHandler:
         start = self._hinted_start(event, ts)
         session = self._session(event)
         sp = self._start_plans.get(plan.family, plan)
+        links: tuple[Link, ...] = ()
+        parent = None
         if plan.family == "session":
             ctx = _ctx_of(self._remote_parent(event))
         else:
-            ctx, _ = self._parent(sp, event, session, start)
+            ctx, parent = self._parent(sp, event, session, start)
+            ctx, links = self._place(ctx, parent)
+        inherit = _inherited(parent)
         span = self._start_span(
             f"{plan.family} (start missing)" if plan.family != "session" else "session",
-            context=ctx, kind=sp.kind, start_time=start,
-            attributes={"llmgine.span.missing_start": True})
+            context=ctx, kind=sp.kind, start_time=start, links=links,
+            attributes={**(inherit or {}), **self._session_attributes(session),
+                        "llmgine.span.missing_start": True})
         return OpenSpan(key, span, session, start)
 
     @staticmethod
@@ -649,6 +747,7 @@ class OTelHandler:
                 return
         start = self._hinted_start(event, ts)
         ctx, parent = self._parent(plan, event, session, start)
+        ctx, links = self._place(ctx, parent)
         if parent is None and session is not None:
             parent = self.table.get(("session", session))
         attrs = self._attributes(plan, event)
@@ -657,7 +756,7 @@ class OTelHandler:
             attrs = {**inherit, **attrs}
         name = plan.name_get(event) if plan.name_get else plan.family
         span = self._start_span(name, context=ctx, kind=plan.kind, attributes=attrs,
-                                       start_time=start)
+                                start_time=start, links=links)
         entry = OpenSpan(key or (plan.family, ""), span, session, start)
         if key is not None:
             self.table.mark_ended(key)
@@ -677,7 +776,7 @@ class OTelHandler:
         if target is None and session is not None:
             target = self.table.innermost(session, plan.parent_families)
         exc = plan.exc_get(event) if plan.exc_get else None
-        if target is not None:
+        if target is not None and not target.mark:
             attrs = _exception_attributes(exc, self._san)
             attrs.update(self._attributes(plan, event))
             target.span.add_event("exception", attrs, timestamp=ts)

@@ -134,6 +134,7 @@ def _report(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         "sdk disabled": {"value": plan.sdk_disabled.value, "source": plan.sdk_disabled.source},
         "enabled": setting("enabled", cfg.enabled),
         "service.name": {"value": svc.value, "source": svc.source},
+        "trace per": setting("trace_per", cfg.trace_per),
         "sampler": sampler,
         "queue size (per signal)": setting("queue_size", cfg.queue_size),
         "export workers": setting("num_workers", cfg.num_workers),

@@ -32,13 +32,8 @@ from opentelemetry.util.re import parse_env_headers
 from llmgine_otel.cli.otlp_client import Outcome, Target, grpc_channel, http_session, send
 from llmgine_otel.config import ConfigError
 from llmgine_otel.otel_env import read
-from llmgine_otel.otlp_json import (
-    decode_logs,
-    decode_metrics,
-    decode_traces,
-    iter_objects,
-    telemetry_files,
-)
+from llmgine_otel.otlp_json import decode_logs, decode_metrics, decode_traces
+from llmgine_otel.telemetry_files import iter_objects, telemetry_files
 
 _MAX_ATTEMPTS = 5
 _MAX_REQUEST_BYTES = 4_000_000  # receivers reject messages over 4 MiB by default

@@ -1,4 +1,8 @@
-"""`llmgine-otel tail`: follow a growing telemetry file, one summary line per finished session."""
+"""`llmgine-otel tail`: follow a growing telemetry file, one summary line per finished session.
+
+A session traced as one trace gets its line when its root span arrives. A session traced one
+trace per command (the default) gets a line per command as each ends, a line when it starts,
+and at its end (its ``session end`` span) a line with the totals of all its traces."""
 
 from __future__ import annotations
 
@@ -11,20 +15,30 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import IO, Any
 
-from llmgine_otel.otlp_json import SIGNAL_KEYS, SpanRow, rows_from_object, telemetry_files
-from llmgine_otel.view.model import Trace
-from llmgine_otel.view.terminal import choose_style, summary_line
+from llmgine_otel.mapping import SESSION_END_NAME
+from llmgine_otel.telemetry_files import telemetry_files
+from llmgine_otel.telemetry_rows import SIGNAL_KEYS, SpanRow, rows_from_object
+from llmgine_otel.view.model import Session, Trace
+from llmgine_otel.view.terminal import (
+    choose_style,
+    fmt_time,
+    session_parts,
+    summary_line,
+)
 
 _DONE_REMEMBERED = 10_000  # finished trace ids kept so late spans of them are not re-summarised
+_SESSIONS_REMEMBERED = 10_000  # running sessions whose totals are kept until their end
 
 
 def register(subparsers: Any) -> None:
     """Add the `tail` sub-command."""
     parser = subparsers.add_parser(
         "tail",
-        help="follow a telemetry file, printing each session when it ends",
+        help="follow a telemetry file, printing each session (and command) when it ends",
         description="Follow a growing OTLP-JSON telemetry file (or the newest file of a folder), "
-        "across rotation, printing one summary line per session as its root span arrives.",
+        "across rotation, printing one summary line per session as its root span arrives; a "
+        "session traced one trace per command gets a line per command as it ends and one with "
+        "its totals at its end.",
     )
     parser.add_argument("path", type=Path, metavar="PATH", help="telemetry file or folder")
     parser.add_argument(
@@ -114,6 +128,7 @@ class _Sessions:
         self.style = choose_style(color, out)  # type: ignore[arg-type]
         self.open: dict[str, Trace] = {}
         self.done: OrderedDict[str, None] = OrderedDict()
+        self.sessions: OrderedDict[str, Session] = OrderedDict()
         self.spans = 0
 
     def feed(self, line: bytes, on_problem: Any) -> None:
@@ -153,11 +168,39 @@ class _Sessions:
         if trace is None:
             return
         trace.finish()
-        self.out.write(summary_line(trace, self.style) + "\n")
+        self.out.write(self._line(trace) + "\n")
         self.out.flush()
         self.done[tid] = None
         if len(self.done) > _DONE_REMEMBERED:
             self.done.popitem(last=False)
+
+    def _line(self, trace: Trace) -> str:
+        """The trace's summary line; for the end of a session of several traces, the
+        session's totals; for its start (a one-span mark), that it started."""
+        sid = trace.session_id
+        if sid is None:
+            return summary_line(trace, self.style)
+        session = self.sessions.pop(sid, None) or Session(sid)
+        session.add(trace, keep=False)
+        root = trace.roots[0] if trace.roots else None
+        if root is not None and root.row.name == SESSION_END_NAME:
+            parts = session_parts(session)
+            if session.errors:
+                parts[1] = self.style.paint(parts[1], "red")
+            return "  ".join([fmt_time(session.start_ns), f"session {sid} ended",
+                              f"{session.trace_count} traces", *parts,
+                              f"trace {trace.trace_id}"])
+        mark = root is not None and len(trace.spans) == 1 and root.row.name == "session" \
+            and root.duration_ns == 0
+        if root is not None and root.row.name == "session" and not mark:
+            return summary_line(trace, self.style)  # a whole session in one trace
+        self.sessions[sid] = session  # most recently active last
+        if len(self.sessions) > _SESSIONS_REMEMBERED:
+            self.sessions.popitem(last=False)
+        if mark:
+            return "  ".join([fmt_time(trace.start_ns), f"session {sid} started",
+                              f"trace {trace.trace_id}"])
+        return summary_line(trace, self.style)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmgine_otel.view.model import json_default, load_traces, select_traces, trace_json
+from llmgine_otel.view.model import (
+    group_sessions,
+    json_default,
+    load_traces,
+    select_traces,
+    session_json,
+    trace_json,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -23,7 +30,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("path", type=Path, metavar="PATH", help="telemetry file or folder")
     parser.add_argument("--trace", metavar="ID", help="only the trace with this id (or id prefix)")
-    parser.add_argument("--session", metavar="ID", help="only traces of this llmgine session")
+    parser.add_argument(
+        "--session", metavar="ID", help="only this session (all its traces: one per command)"
+    )
     parser.add_argument("--errors", action="store_true", help="only traces with a failed span")
     parser.add_argument("--slowest", type=_positive, metavar="N", help="only the N longest traces")
     parser.add_argument("--json", action="store_true", help="print traces as JSON")
@@ -79,6 +88,10 @@ def _view(args: argparse.Namespace) -> int:
     traces = loaded.traces
     if args.slowest is not None:
         traces.sort(key=lambda t: (-t.duration_ns, t.trace_id))
+        sessions = [s for t in traces for s in group_sessions([t])]
+    else:  # a session's traces together (one per command in the default trace shape)
+        sessions = group_sessions(traces)
+        traces = [t for s in sessions for t in s.traces]
     if not loaded.spans and not loaded.logs:
         _problem(f"{args.path}: no spans or log records could be read")
         return 1
@@ -88,10 +101,13 @@ def _view(args: argparse.Namespace) -> int:
     if args.html is not None:
         from llmgine_otel.view.html import render_html
 
-        args.html.write_text(render_html(traces, title=str(args.path)), encoding="utf-8")
+        args.html.write_text(render_html(sessions, title=str(args.path)), encoding="utf-8")
         print(f"wrote {args.html} ({len(traces)} traces)", file=sys.stderr)
     if args.json:
-        document = {"traces": [trace_json(t) for t in traces]}
+        document = {
+            "traces": [trace_json(t) for t in traces],
+            "sessions": [session_json(s) for s in sessions],
+        }
         # dumps, not dump: dump streams through json's pure-Python encoder, ~10x slower.
         sys.stdout.write(json.dumps(document, ensure_ascii=False, default=json_default) + "\n")
     elif args.html is None:
@@ -100,6 +116,6 @@ def _view(args: argparse.Namespace) -> int:
         style = choose_style(args.color, sys.stdout)
         width = args.width or shutil.get_terminal_size((120, 24)).columns
         out = sys.stdout
-        for line in render(traces, width=width, style=style):
+        for line in render(sessions, width=width, style=style):
             out.write(line + "\n")
     return 0

@@ -13,6 +13,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
+from llmgine_otel.mapping import SESSION_END_NAME
+
 MAX_TRACES = 10_000
 _LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 _MAX_MODELS_SHOWN = 3
@@ -41,7 +43,9 @@ def _short(text: str, width: int = 8) -> str:
 
 class ConsoleSummaryExporter(SpanExporter):
     """Prints e.g. ``llmgine session 3f2a… ok 1.84s · 6 spans · 2 LLM calls (gpt-4o-mini,
-    1,234 tok) · 2 tools · 1 error · trace <32 hex>`` when a trace's root span ends.
+    1,234 tok) · 2 tools · 1 error · trace <32 hex>`` when a trace's root span ends. With one
+    trace per command: ``llmgine command ChatCommand (session 3f2a…) ok 1.84s · ...`` per
+    command, and ``llmgine session 3f2a… started`` / ``... ended ok`` for the session.
 
     A root is a span with no parent or a remote parent. Per-trace tallies are bounded
     (``max_traces``, oldest evicted). ``stream`` defaults to the current ``sys.stderr``.
@@ -113,9 +117,19 @@ class ConsoleSummaryExporter(SpanExporter):
 def _summary(root: ReadableSpan, tally: _Tally, trace_id: str) -> str:
     attrs = root.attributes or {}
     session = attrs.get("llmgine.session.id")
-    label = f"session {_short(str(session))}" if session is not None else root.name
     ok = root.status.status_code is not StatusCode.ERROR
     seconds = ((root.end_time or 0) - (root.start_time or 0)) / 1e9
+    if session is None:
+        label = root.name
+    elif "llmgine.command.id" in attrs:  # one trace per command: the command, of its session
+        label = f"{root.name} (session {_short(str(session))})"
+    else:
+        label = f"session {_short(str(session))}"
+        # One trace per command: the session's own small spans, its start and its end.
+        if root.name == SESSION_END_NAME:
+            return f"llmgine {label} ended {'ok' if ok else 'error'} · trace {trace_id}"
+        if tally.spans == 1 and seconds == 0:
+            return f"llmgine {label} started · trace {trace_id}"
     parts = [
         f"llmgine {label} {'ok' if ok else 'error'} {seconds:.2f}s",
         _plural(tally.spans, "span"),

@@ -31,13 +31,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from llmgine_otel.otlp_json import (
-    dumps_line,
-    encode_logs,
-    encode_metrics,
-    encode_spans,
-    rotation_stamp,
-)
+from llmgine_otel.otlp_json import dumps_line, encode_logs, encode_metrics, encode_spans
+from llmgine_otel.telemetry_files import rotation_stamp
 
 _log = logging.getLogger(__name__)
 

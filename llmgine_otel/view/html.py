@@ -8,7 +8,7 @@ from html import escape
 from importlib import resources
 from typing import Any
 
-from llmgine_otel.view.model import Trace, json_default, trace_json
+from llmgine_otel.view.model import Session, json_default, session_json, trace_json
 
 # No network at all: the page may only use what is inline in it.
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
@@ -43,9 +43,12 @@ def embed_json(data: Any) -> str:
     return text.translate(_SCRIPT_SAFE)
 
 
-def render_html(traces: list[Trace], *, title: str) -> str:
-    """The page: trace waterfalls with collapsible spans and a detail panel for the clicked span."""
-    data = {"title": title, "traces": [trace_json(t) for t in traces]}
+def render_html(sessions: list[Session], *, title: str) -> str:
+    """The page: trace waterfalls with collapsible spans, a session's traces together under
+    its header, and a detail panel for the clicked span."""
+    traces = [t for s in sessions for t in s.traces]
+    data = {"title": title, "traces": [trace_json(t) for t in traces],
+            "sessions": [session_json(s) for s in sessions]}
     spans = sum(len(t.spans) for t in traces)
     return f"""<!doctype html>
 <html lang="en">

@@ -1,4 +1,6 @@
-"""Group OTLP-JSON span and log rows into traces: span trees, attached logs, session summaries."""
+"""Group OTLP-JSON span and log rows into traces (span trees, attached logs, summaries) and
+traces into sessions: one trace per session, or (one trace per command) many traces that share
+a session id."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from llmgine_otel.cost import estimate_cost_usd
-from llmgine_otel.otlp_json import LogRow, SpanRow, read_telemetry
+from llmgine_otel.telemetry_files import read_telemetry
+from llmgine_otel.telemetry_rows import LogRow, SpanRow
 
 STATUS_ERROR = 2
 # `gen_ai.operation.name` values of a model call (the others are agents and tools).
@@ -211,10 +214,22 @@ def _str_or_none(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
+SESSION_KEYS = ("session.id", "llmgine.session.id", "gen_ai.conversation.id")
+"""Attributes naming the session (conversation) a span belongs to, first found wins."""
+
+
+def session_of(attrs: dict[str, Any]) -> str | None:
+    """The session (conversation) id in a span's attributes, or None."""
+    for key in SESSION_KEYS:
+        value = _str_or_none(attrs.get(key))
+        if value is not None:
+            return value
+    return None
+
+
 def _session_of(node: SpanNode) -> str | None:
     """The llmgine session (or GenAI conversation) id a span carries."""
-    attrs = node.row.attributes
-    return _str_or_none(attrs.get("llmgine.session.id") or attrs.get("gen_ai.conversation.id"))
+    return session_of(node.row.attributes)
 
 
 def _cost_of(node: SpanNode) -> float | None:
@@ -277,10 +292,7 @@ def select_traces(
         st.error = st.error or row.status_code == STATUS_ERROR
         if session_id is not None and not st.session:
             attrs = row.attributes
-            st.session = session_id in (
-                attrs.get("llmgine.session.id"),
-                attrs.get("gen_ai.conversation.id"),
-            )
+            st.session = any(attrs.get(key) == session_id for key in SESSION_KEYS)
     chosen = {
         tid: st
         for tid, st in stats.items()
@@ -344,6 +356,93 @@ def load_traces(
             on_problem(f"trace {trace.trace_id}: {trace.duplicates} repeated span(s) ignored")
     result.sort(key=lambda t: (t.start_ns, t.trace_id))
     return Loaded(result, spans, logs)
+
+
+@dataclass(slots=True)
+class Session:
+    """The traces of one session: one (a session traced as one trace) or many (one per
+    command, plus the session's start and end), and totals over all of them. ``add`` keeps
+    the trace, or (``keep=False``, for ``tail``) only counts it."""
+
+    session_id: str | None
+    traces: list[Trace] = field(default_factory=list)
+    trace_count: int = 0
+    start_ns: int = 0
+    end_ns: int = 0
+    errors: int = 0
+    spans: int = 0
+    commands: int = 0
+    """Command spans (``llmgine.command.id``), nested ones included."""
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    priced_calls: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, trace: Trace, *, keep: bool = True) -> None:
+        """Count a finished trace into the session (and keep it, unless told not to)."""
+        if keep:
+            self.traces.append(trace)
+        first = self.trace_count == 0
+        self.trace_count += 1
+        self.start_ns = trace.start_ns if first else min(self.start_ns, trace.start_ns)
+        self.end_ns = trace.end_ns if first else max(self.end_ns, trace.end_ns)
+        self.errors += trace.errors
+        self.spans += len(trace.spans)
+        self.commands += sum(1 for n in trace.spans.values()
+                             if "llmgine.command.id" in n.row.attributes)
+        self.llm_calls += trace.llm_calls
+        self.input_tokens += trace.input_tokens
+        self.output_tokens += trace.output_tokens
+        self.priced_calls += trace.priced_calls
+        self.cost_usd += trace.cost_usd
+
+    @property
+    def duration_ns(self) -> int:
+        """From the first trace's start to the last one's end."""
+        return max(0, self.end_ns - self.start_ns)
+
+    @property
+    def status(self) -> str:
+        """ERROR when any span of any of its traces failed, else OK."""
+        return "ERROR" if self.errors else "OK"
+
+
+def group_sessions(traces: Iterable[Trace]) -> list[Session]:
+    """Traces grouped by session id (a trace of no session is a group of its own), groups in
+    order of their first trace's start, traces in start order within a group."""
+    groups: dict[str, Session] = {}
+    out: list[Session] = []
+    for trace in sorted(traces, key=lambda t: (t.start_ns, t.trace_id)):
+        sid = trace.session_id
+        group = groups.get(sid) if sid is not None else None
+        if group is None:
+            group = Session(sid)
+            out.append(group)
+            if sid is not None:
+                groups[sid] = group
+        group.add(trace)
+    return out
+
+
+def session_json(session: Session) -> dict[str, Any]:
+    """A session's summary as JSON (its traces are listed by id)."""
+    return {
+        "session_id": session.session_id,
+        "trace_ids": [t.trace_id for t in session.traces],
+        "start_ns": session.start_ns,
+        "end_ns": session.end_ns,
+        "duration_ms": session.duration_ns / 1e6,
+        "status": session.status,
+        "errors": session.errors,
+        "span_count": session.spans,
+        "commands": session.commands,
+        "llm_calls": session.llm_calls,
+        "input_tokens": session.input_tokens,
+        "output_tokens": session.output_tokens,
+        "cost_usd": session.cost_usd if session.priced_calls else None,
+        "priced_calls": session.priced_calls,
+    }
 
 
 def json_default(value: Any) -> Any:

@@ -20,8 +20,13 @@
     if (ms < 1) return Math.round(ms * 1000) + "µs";
     if (ms < 1000) return ms.toFixed(1) + "ms";
     if (ms < 60000) return (ms / 1000).toFixed(3) + "s";
-    const m = Math.floor(ms / 60000);
-    return m + "m" + ((ms - m * 60000) / 1000).toFixed(1) + "s";
+    if (ms < 3600000) {
+      const m = Math.floor(ms / 60000);
+      return m + "m" + ((ms - m * 60000) / 1000).toFixed(1) + "s";
+    }
+    const s = Math.round(ms / 1000), h = Math.floor(s / 3600), r = s - h * 3600;
+    const pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return h + "h" + pad(Math.floor(r / 60)) + "m" + pad(r % 60) + "s";
   }
 
   function fmtCost(usd) {
@@ -200,7 +205,7 @@
     });
   }
 
-  function drawTrace(trace, open) {
+  function drawTrace(trace, open, parent) {
     const box = el("details", "trace");
     box.dataset.traceId = trace.trace_id;
     const summary = el("summary");
@@ -231,12 +236,48 @@
     box.addEventListener("toggle", ensure);
     box.open = open;
     ensure();
-    tracesEl.appendChild(box);
+    parent.appendChild(box);
   }
 
+  // A session traced as several traces (one per command): its traces under one header.
+  function drawSession(session) {
+    const box = el("section", "session" + (session.errors > 0 ? " error" : ""));
+    box.dataset.sessionId = session.session_id;
+    const head = el("div", "s-head");
+    head.appendChild(el("span", "s-name", "session " + session.session_id));
+    const err = session.errors > 0;
+    head.appendChild(
+      el("span", "badge " + (err ? "err" : "ok"), err ? "ERROR ×" + session.errors : "OK"));
+    const facts = [
+      session.trace_ids.length + " traces",
+      fmtTime(session.start_ns),
+      fmtMs(session.duration_ms),
+      session.commands + (session.commands === 1 ? " command" : " commands"),
+      session.span_count + " spans",
+    ];
+    if (session.llm_calls) {
+      facts.push(session.llm_calls + (session.llm_calls === 1 ? " LLM call" : " LLM calls"));
+    }
+    if (session.input_tokens || session.output_tokens) {
+      facts.push(session.input_tokens + " in / " + session.output_tokens + " out tokens");
+    }
+    if (session.cost_usd !== null) facts.push(fmtCost(session.cost_usd));
+    head.appendChild(el("span", "t-facts", facts.join(" · ")));
+    box.appendChild(head);
+    tracesEl.appendChild(box);
+    return box;
+  }
+
+  const byId = {};
+  data.traces.forEach(function (trace) { byId[trace.trace_id] = trace; });
   const totalSpans = data.traces.reduce(function (n, t) { return n + t.spans.length; }, 0);
-  data.traces.forEach(function (trace, i) {
-    drawTrace(trace, totalSpans <= OPEN_ALL_UP_TO || i === 0);
+  let drawnTraces = 0;
+  data.sessions.forEach(function (session) {
+    const parent = session.trace_ids.length > 1 ? drawSession(session) : tracesEl;
+    session.trace_ids.forEach(function (id) {
+      drawTrace(byId[id], totalSpans <= OPEN_ALL_UP_TO || drawnTraces === 0, parent);
+      drawnTraces += 1;
+    });
   });
   document.body.dataset.ready = "1";
 })();

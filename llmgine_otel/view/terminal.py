@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
-from llmgine_otel.view.model import SpanNode, Trace, walk
+from llmgine_otel.view.model import Session, SpanNode, Trace, walk
 
 _RESET = "\x1b[0m"
 _CODES = {"red": "1;31", "bold": "1", "dim": "2", "cyan": "36", "yellow": "33", "magenta": "35"}
@@ -66,8 +66,11 @@ def fmt_duration(ns: int) -> str:
         return f"{ns / 1e6:.1f}ms"
     if ns < 60_000_000_000:
         return f"{ns / 1e9:.3f}s"
-    minutes, rest = divmod(ns / 1e9, 60)
-    return f"{int(minutes)}m{rest:04.1f}s"
+    if ns < 3_600_000_000_000:
+        minutes, rest = divmod(ns / 1e9, 60)
+        return f"{int(minutes)}m{rest:04.1f}s"
+    hours, rest_s = divmod(round(ns / 1e9), 3600)
+    return f"{hours}h{rest_s // 60:02d}m{rest_s % 60:02d}s"
 
 
 def fmt_cost(usd: float) -> str:
@@ -107,8 +110,8 @@ def _tokens(node: SpanNode) -> str:
     return f"{text} ({', '.join(extra)})" if extra else text
 
 
-def _cost(trace: Trace) -> str:
-    """The trace's cost, saying how many calls were priced when not all were."""
+def _cost(trace: Trace | Session) -> str:
+    """The trace's (or session's) cost, saying how many calls were priced when not all were."""
     if not trace.priced_calls:
         return ""
     text = fmt_cost(trace.cost_usd)
@@ -252,16 +255,54 @@ def render_trace(trace: Trace, *, width: int, style: Style) -> Iterator[str]:
         )
 
 
-def render(traces: Iterable[Trace], *, width: int, style: Style) -> Iterator[str]:
-    """Every trace's waterfall, a blank line apart, then one line of totals."""
-    count = spans = failed = 0
-    for trace in traces:
-        if count:
-            yield ""
-        yield from render_trace(trace, width=width, style=style)
-        count += 1
-        spans += len(trace.spans)
-        failed += bool(trace.errors)
+def session_parts(session: Session) -> list[str]:
+    """The facts of a session of several traces, in reading order (the status is the second)."""
+    parts = [fmt_duration(session.duration_ns)]
+    errors = f" ({_plural(session.errors, 'error')})" if session.errors else ""
+    parts.append(session.status + errors)
+    parts.append(_plural(session.commands, "command"))
+    parts.append(_plural(session.spans, "span"))
+    if session.llm_calls:
+        parts.append(_plural(session.llm_calls, "LLM call"))
+    if session.input_tokens or session.output_tokens:
+        parts.append(f"{session.input_tokens:,} in / {session.output_tokens:,} out tokens")
+    if cost := _cost(session):
+        parts.append(cost)
+    return parts
+
+
+def render_session_head(session: Session, *, width: int, style: Style) -> Iterator[str]:
+    """The header of a session traced as several traces (one per command): what it is, how
+    many traces, then its totals; its traces follow."""
+    service = next((t.service for t in session.traces if t.service), None)
+    head = [f"session {session.session_id}", _plural(session.trace_count, "trace")]
+    if service:
+        head.append(f"service {service}")
+    yield style.paint(_clip(" · ".join(head), width), "bold")
+    for line in _pack([fmt_time(session.start_ns), *session_parts(session)], width):
+        yield style.paint(line, "red") if session.errors else line
+
+
+def render(sessions: Iterable[Session], *, width: int, style: Style) -> Iterator[str]:
+    """Every session's traces together (a header first when it has several), each trace's
+    waterfall a blank line apart, then one line of totals."""
+    count = spans = failed = grouped = 0
+    for session in sessions:
+        if len(session.traces) > 1:
+            if count:
+                yield ""
+            yield from render_session_head(session, width=width, style=style)
+            grouped += 1
+        for trace in session.traces:
+            if count:
+                yield ""
+            yield from render_trace(trace, width=width, style=style)
+            count += 1
+            spans += len(trace.spans)
+            failed += bool(trace.errors)
     if count:
         yield ""
-        yield f"{_plural(count, 'trace')} · {_plural(spans, 'span')} · {failed:,} with errors"
+        totals = f"{_plural(count, 'trace')} · {_plural(spans, 'span')} · {failed:,} with errors"
+        if grouped:
+            totals += f" · {_plural(grouped, 'session')} of several traces"
+        yield totals

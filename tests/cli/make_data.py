@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .otlp_build import command, llm, log, logs_line, session, span, spans_line, tool
+from .otlp_build import (
+    command,
+    in_session,
+    llm,
+    log,
+    logs_line,
+    session,
+    span,
+    spans_line,
+    tool,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -12,6 +22,15 @@ NORMAL_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 ERROR_TRACE = "0af7651916cd43dd8448eb211c80319c"
 ORPHAN_TRACE = "5b8aa5a2d2c872e8321cf37308d69df2"
 MESSY_TRACE = "7d1f3a9e0c4b4e6f8a2b3c4d5e6f7a8b"
+# A two-hour session traced one trace per command (LLMGINE_OTEL_TRACE_PER=command): its
+# start, two commands an hour apart, its end; and another session starting in between.
+LONG_START, LONG_CMD1, LONG_CMD2, LONG_END = (
+    "1000000000000000000000000000000a",
+    "1000000000000000000000000000000b",
+    "1000000000000000000000000000000c",
+    "1000000000000000000000000000000d",
+)
+OTHER_TRACE = "2000000000000000000000000000000a"
 
 
 def normal() -> list[str]:
@@ -179,6 +198,47 @@ def messy() -> list[str]:
     ]
 
 
+def per_command() -> list[str]:
+    """``sess-long``: 2 hours, one trace per command, each linked to the session's start (as
+    the package's default trace shape writes it); ``sess-short`` (one trace) starts at 30 min.
+    Lines in arrival order: each trace as it ended."""
+    sid, h = "sess-long", 3_600_000
+    start = "e100000000000001"
+    link = [(LONG_START, start)]
+    mark = span(LONG_START, start, "", "session", 0, 0, {**session(sid), **in_session(sid),
+                                                       "user.id": "u-42"})
+    cmd1 = [
+        span(LONG_CMD1, "e100000000000003", "e100000000000002", "chat gpt-4o-mini", 100, 900,
+             {**llm("gpt-4o-mini", 1200, 150), **in_session(sid)}, kind=3),
+        span(LONG_CMD1, "e100000000000004", "e100000000000002", "execute_tool get_weather",
+             950, 1200, {**tool("get_weather", "call_1"), **in_session(sid)}),
+        span(LONG_CMD1, "e100000000000002", "", "command ChatCommand", 50, 1300,
+             {**command("c-1", "ChatCommand"), **in_session(sid), "user.id": "u-42"},
+             links=link),
+    ]
+    cmd2 = [
+        span(LONG_CMD2, "e100000000000006", "e100000000000005", "execute_tool get_stock_price",
+             h + 400, h + 700, {**tool("get_stock_price", "call_2"), **in_session(sid),
+                                "error.type": "ConnectionError"}, error="market data down"),
+        span(LONG_CMD2, "e100000000000005", "", "command ChatCommand", h, h + 800,
+             {**command("c-2", "ChatCommand"), **in_session(sid), "error.type": "ToolError"},
+             error="tool get_stock_price failed", links=link),
+    ]
+    end = span(LONG_END, "e100000000000007", "", "session end", 2 * h, 2 * h,
+               {**session(sid), **in_session(sid), "user.id": "u-42"}, links=link)
+    other = [
+        span(OTHER_TRACE, "f100000000000002", "f100000000000001", "command PingCommand",
+             h // 2 + 10, h // 2 + 40, {**command("c-3", "PingCommand"),
+                                         **in_session("sess-short")}),
+        span(OTHER_TRACE, "f100000000000001", "", "session", h // 2, h // 2 + 50,
+             {**session("sess-short"), **in_session("sess-short")}),
+    ]
+    logs = [log(LONG_CMD2, "e100000000000005", "CommandResultEvent", h + 800,
+                {"command_id": "c-2", "success": False}, 17)]
+    return [spans_line([mark]), spans_line(cmd1), spans_line(other), spans_line(cmd2),
+            logs_line(logs), spans_line([end])]
+
+
 def write_all() -> None:
     """Write every fixture file (messy.jsonl without a final newline)."""
     DATA.mkdir(exist_ok=True)
@@ -186,6 +246,7 @@ def write_all() -> None:
         ("normal.jsonl", normal()),
         ("error.jsonl", error()),
         ("missing_parent.jsonl", missing_parent()),
+        ("per_command.jsonl", per_command()),
     ):
         (DATA / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     (DATA / "messy.jsonl").write_text("\n".join(messy()), encoding="utf-8")

@@ -43,8 +43,10 @@ def span(
     kind: int = 1,
     error: str | None = None,
     events: list[dict[str, Any]] | None = None,
+    links: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """One OTLP-JSON span; times in ms after T0; ``error`` sets status ERROR with that message."""
+    """One OTLP-JSON span; times in ms after T0; ``error`` sets status ERROR with that message;
+    ``links``: (trace id, span id) of linked spans."""
     out: dict[str, Any] = {
         "traceId": trace,
         "spanId": span_id,
@@ -59,6 +61,8 @@ def span(
         out["parentSpanId"] = parent
     if events:
         out["events"] = events
+    if links:
+        out["links"] = [{"traceId": t, "spanId": s} for t, s in links]
     return out
 
 
@@ -134,6 +138,11 @@ def tool(name: str, call_id: str) -> dict[str, Any]:
 def session(session_id: str) -> dict[str, Any]:
     """The attributes of an llmgine session root span."""
     return {"llmgine.session.id": session_id, "gen_ai.conversation.id": session_id}
+
+
+def in_session(session_id: str) -> dict[str, Any]:
+    """The session attributes every span of a session carries (``session.id`` and llmgine's)."""
+    return {"session.id": session_id, "llmgine.session.id": session_id}
 
 
 def command(command_id: str, command_type: str) -> dict[str, Any]:

@@ -129,3 +129,20 @@ def test_follows_appends_and_rotation(tmp_path: Path) -> None:
     assert ERROR_TRACE in got[1] and "ERROR (3 errors)" in got[1]
     stderr = proc.stderr.read() if proc.stderr else ""
     assert stderr == ""  # not a TTY: no status line; the split line was never reported
+
+
+def test_a_session_of_several_traces_is_followed_to_its_end(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One trace per command: a line as the session starts, one per command as it ends, and
+    at the session's end one line with the totals of all its traces."""
+    assert main(["tail", str(DATA / "per_command.jsonl"), "--once", "--color", "never"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 5 and not err
+    assert "session sess-long started" in lines[0]
+    assert "command ChatCommand (session sess-long)" in lines[1] and "  OK  " in lines[1]
+    assert "session sess-short  50.0ms  OK  2 spans" in lines[2]  # one trace: as before
+    assert "command ChatCommand (session sess-long)" in lines[3] and "ERROR" in lines[3]
+    assert lines[4].startswith("2025-01-01 12:00:00.000Z  session sess-long ended  4 traces")
+    assert "2h00m00s  ERROR (2 errors)  2 commands  7 spans  1 LLM call" in lines[4]

@@ -16,7 +16,16 @@ import pytest
 from llmgine_otel.cli import main
 from llmgine_otel.view.terminal import choose_style
 
-from .make_data import ERROR_TRACE, NORMAL_TRACE, ORPHAN_TRACE
+from .make_data import (
+    ERROR_TRACE,
+    LONG_CMD1,
+    LONG_CMD2,
+    LONG_END,
+    LONG_START,
+    NORMAL_TRACE,
+    ORPHAN_TRACE,
+    OTHER_TRACE,
+)
 from .otlp_build import big_file
 
 DATA = Path(__file__).parent / "data"
@@ -41,7 +50,10 @@ def view(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
 
 
 # collector_demo.jsonl: the demo sent through the real bundled Collector (its file exporter).
-@pytest.mark.parametrize("name", ["normal", "error", "missing_parent", "messy", "collector_demo"])
+# per_command.jsonl: a 2-hour session traced one trace per command (the default trace shape).
+@pytest.mark.parametrize(
+    "name", ["normal", "error", "missing_parent", "messy", "collector_demo", "per_command"]
+)
 def test_waterfall_matches_golden(capsys: pytest.CaptureFixture[str], name: str) -> None:
     code, out, err = view(capsys, str(DATA / f"{name}.jsonl"), "--width", "100", "--color", "never")
     golden = DATA / f"{name}.golden.txt"
@@ -205,3 +217,31 @@ def test_100k_spans_view_in_a_few_seconds(tmp_path: Path) -> None:
     assert outputs["waterfall"].endswith("1,000 traces · 100,000 spans · 20 with errors\n")
     assert len(json.loads(outputs["--json"])["traces"]) == 1000
     assert "\n5 traces · 500 spans · " in outputs["--slowest 5"]
+
+
+def test_a_sessions_traces_are_shown_together(capsys: pytest.CaptureFixture[str]) -> None:
+    """One trace per command: the session's traces come together under one header (another
+    session that started in between comes after them), in the waterfall and in --json."""
+    path = str(DATA / "per_command.jsonl")
+    _, out, _ = view(capsys, path, "--width", "100", "--color", "never")
+    lines = out.splitlines()
+    assert lines[0] == "session sess-long · 4 traces · service llmgine"
+    assert "2h00m00s · ERROR (2 errors) · 2 commands · 7 spans · 1 LLM call" in lines[1]
+    order = [out.index(f"trace {t}") for t in (LONG_START, LONG_CMD1, LONG_CMD2, LONG_END,
+                                                OTHER_TRACE)]
+    assert order == sorted(order)
+    _, out, _ = view(capsys, path, "--json")
+    doc = json.loads(out)
+    assert [t["trace_id"] for t in doc["traces"]] == [
+        LONG_START, LONG_CMD1, LONG_CMD2, LONG_END, OTHER_TRACE]
+    long, short = doc["sessions"]
+    assert long["session_id"] == "sess-long" and short["session_id"] == "sess-short"
+    assert long["trace_ids"] == [LONG_START, LONG_CMD1, LONG_CMD2, LONG_END]
+    assert (long["status"], long["errors"], long["commands"], long["span_count"]) == \
+        ("ERROR", 2, 2, 7)
+    assert long["duration_ms"] == 2 * 3_600_000
+    assert short["trace_ids"] == [OTHER_TRACE] and short["status"] == "OK"
+    # --session picks every trace of the session (found by session.id on every span).
+    _, out, _ = view(capsys, path, "--json", "--session", "sess-long")
+    assert [t["trace_id"] for t in json.loads(out)["traces"]] == [
+        LONG_START, LONG_CMD1, LONG_CMD2, LONG_END]

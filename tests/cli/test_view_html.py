@@ -12,8 +12,8 @@ import pytest
 from llmgine_otel.cli import main
 
 from .cdp import INSTALL_HINT, Browser, chromium_path
-from .make_data import NORMAL_TRACE, error, missing_parent, normal
-from .otlp_build import command, log, logs_line, session, span, spans_line
+from .make_data import LONG_CMD2, NORMAL_TRACE, error, missing_parent, normal, per_command
+from .otlp_build import command, in_session, log, logs_line, session, span, spans_line
 
 HOSTILE = "</script><script>window.__pwned = 1</script><!--"
 HOSTILE_TRACE = "99999999999999999999999999999999"
@@ -43,9 +43,12 @@ def _telemetry(tmp_path: Path) -> Path:
             ]
         ),
         logs_line([log(t, "e000000000000002", "CommandStartedEvent", 2, {"html": HOSTILE})]),
+        # a second trace of the hostile session: its id is shown in a session header too
+        spans_line([span("9999999999999999999999999999999a", "e00000000000000a", "", "x", 7, 8,
+                         in_session("sess-<i>x</i>"))]),
     ]
     path = tmp_path / "telemetry.jsonl"
-    lines = normal() + error() + missing_parent() + hostile
+    lines = normal() + error() + missing_parent() + hostile + per_command()
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -72,7 +75,9 @@ def test_page_is_self_contained_and_escaped(
     data = json.loads(raw.group(1))
     names = {s["name"] for t in data["traces"] for s in t["spans"]}
     assert HOSTILE in names
-    assert len(data["traces"]) == 4
+    assert len(data["traces"]) == 10
+    # in order of their first start: normal, sess-long, error, hostile, orphan, sess-short
+    assert [len(s["trace_ids"]) for s in data["sessions"]] == [1, 4, 1, 2, 1, 1]
 
 
 def test_page_in_headless_chromium(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,8 +89,21 @@ def test_page_in_headless_chromium(tmp_path: Path, capsys: pytest.CaptureFixture
         before = tmp_path / "view.png"
         browser.screenshot(before)
         assert before.read_bytes().startswith(b"\x89PNG")
-        assert browser.evaluate("document.querySelectorAll('details.trace').length") == 4
-        assert browser.evaluate("document.querySelectorAll('.row').length") == 14
+        assert browser.evaluate("document.querySelectorAll('details.trace').length") == 10
+        assert browser.evaluate("document.querySelectorAll('.row').length") == 24
+        # A session's traces are drawn together, under its header (sessions of one trace as
+        # before, with no header).
+        sessions = browser.evaluate(
+            "[...document.querySelectorAll('section.session')].map(s => [s.dataset.sessionId,"
+            " s.querySelectorAll('details.trace').length,"
+            " s.querySelector('.s-head').innerText])")
+        assert [(sid, n) for sid, n, _ in sessions] == [("sess-long", 4), ("sess-<i>x</i>", 2)]
+        assert "session sess-<i>x</i>" in sessions[1][2]
+        head = sessions[0][2]
+        assert "session sess-long" in head and "ERROR \u00d72" in head and "4 traces" in head
+        assert "2h00m00s" in head and "2 commands" in head
+        inside = f'section.session details.trace[data-trace-id="{LONG_CMD2}"]'
+        assert browser.evaluate(f"document.querySelector({json.dumps(inside)}) !== null")
         assert browser.evaluate("window.__pwned === undefined")
         names = browser.evaluate(
             "[...document.querySelectorAll('.row .name')].map(e => e.textContent)"

@@ -32,10 +32,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "chat_demo.py"
 CLI = [sys.executable, "-m", "llmgine_otel"]
-# The demo's session: session -> 2 commands -> 3 LLM calls + 2 tool calls.
-DEMO_SPANS = Counter({"session": 1, "command ChatCommand": 1, "command SummarizeCommand": 1,
-                      "chat gpt-4o-mini": 3, "execute_tool get_weather": 1,
-                      "execute_tool get_stock_price": 1})
+# The demo's session, one trace per command (the default): its start, its end, and 2
+# commands -> 3 LLM calls + 2 tool calls.
+DEMO_SPANS = Counter({"session": 1, "session end": 1, "command ChatCommand": 1,
+                      "command SummarizeCommand": 1, "chat gpt-4o-mini": 3,
+                      "execute_tool get_weather": 1, "execute_tool get_stock_price": 1})
+DEMO_TRACES = 4
 FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_BLRP_SCHEDULE_DELAY": "100",
                "OTEL_METRIC_EXPORT_INTERVAL": "1000", "LLMGINE_DB_URL": "sqlite://"}
 
@@ -55,18 +57,27 @@ def _run_demo(env: dict[str, str], cwd: Path) -> str:
     return proc.stdout
 
 
-def _check_demo_trace(spans: list[Any]) -> str:
-    """The demo's session is one whole, well-parented trace; returns its trace id."""
+def _check_demo_trace(spans: list[Any]) -> set[str]:
+    """The demo's session: its start, its end and each command a whole, well-parented trace,
+    linked to the start, every span with the session's id; returns the trace ids."""
     assert Counter(s.name for s in spans) == DEMO_SPANS
-    (trace_id,) = {s.trace_id for s in spans}
+    trace_ids = {s.trace_id for s in spans}
+    assert len(trace_ids) == DEMO_TRACES
     by_id = {s.span_id: s for s in spans}
     roots = [s for s in spans if not s.parent_span_id]
-    assert [r.name for r in roots] == ["session"]
+    assert sorted(r.name for r in roots) == [
+        "command ChatCommand", "command SummarizeCommand", "session", "session end"]
+    session = next(r for r in roots if r.name == "session")
+    for r in roots:
+        links = [lk["spanId"].lower() for lk in r.raw.get("links", [])]
+        assert links == ([] if r is session else [session.span_id]), r.name
     for s in spans:
+        assert s.attributes["session.id"] == "demo-session" and \
+            s.attributes["user.id"] == "demo-user", s.name
         if s.parent_span_id:
             assert s.parent_span_id in by_id, f"{s.name}: parent missing"
+            assert by_id[s.parent_span_id].trace_id == s.trace_id
     parent_of = {s.name: by_id[s.parent_span_id].name for s in spans if s.parent_span_id}
-    assert parent_of["command ChatCommand"] == "session"
     assert parent_of["execute_tool get_weather"] == "command ChatCommand"
     llm = [s for s in spans if s.name == "chat gpt-4o-mini"]
     assert all(by_id[s.parent_span_id].name.startswith("command ") for s in llm)
@@ -76,7 +87,7 @@ def _check_demo_trace(spans: list[Any]) -> str:
     assert {"command SummarizeCommand", "execute_tool get_stock_price"} <= failed
     for s in spans:
         assert s.resource.get("service.name") == "llmgine-demo"
-    return trace_id
+    return trace_ids
 
 
 def test_readme_collector_path_as_written(tmp_path: Path) -> None:
@@ -124,7 +135,7 @@ def test_readme_collector_path_as_written(tmp_path: Path) -> None:
             return spans if len(spans) >= sum(DEMO_SPANS.values()) else []
 
         spans = wait_for(demo_arrived, timeout=30, what="demo spans in the collector file")
-        trace_id = _check_demo_trace(spans)
+        trace_ids = _check_demo_trace(spans)
         time.sleep(1.0)  # logs are batched separately
         logs = list(iter_logs(read_otlp_json_lines(path)))
         names = Counter(lg.attributes.get("llmgine.event.type") for lg in logs)
@@ -133,7 +144,7 @@ def test_readme_collector_path_as_written(tmp_path: Path) -> None:
         assert names["LLMCallStartedEvent"] == 3 and names["LLMCallFinishedEvent"] == 3
         # The demo's tools run through ToolManager (traced by the instrumentor).
         assert names["ToolExecutionStartedEvent"] == names["ToolExecutionFinishedEvent"] == 2
-        assert {lg.trace_id for lg in logs if lg.trace_id} == {trace_id}
+        assert {lg.trace_id for lg in logs if lg.trace_id} == trace_ids
         span_ids = {s.span_id for s in spans}
         assert all(lg.span_id in span_ids for lg in logs if lg.span_id)
     finally:
@@ -156,17 +167,21 @@ def test_demo_through_collector_into_jaeger_and_replay(tmp_path: Path) -> None:
     ):
         _run_demo(_demo_env({"OTEL_EXPORTER_OTLP_ENDPOINT": col.grpc_endpoint,
                              "OTEL_SERVICE_NAME": "llmgine-demo"}, tmp_path), tmp_path)
+        want = sum(DEMO_SPANS.values())
         spans = wait_for(lambda: [s for s in iter_spans(col.read_output())]
-                         if len(list(iter_spans(col.read_output()))) >= 8 else [],
+                         if len(list(iter_spans(col.read_output()))) >= want else [],
                          timeout=30, what="demo spans")
-        trace_id = _check_demo_trace(spans)
-        got = wait_for(lambda: _jaeger_spans(jaeger, trace_id, 8), timeout=60,
-                       what="the trace in Jaeger")
+        trace_ids = _check_demo_trace(spans)
+        def in_jaeger() -> list[dict[str, Any]]:
+            spans = [s for tid in sorted(trace_ids) for s in _jaeger_spans(jaeger, tid, 1)]
+            return spans if len(spans) >= want else []
+
+        got = wait_for(in_jaeger, timeout=60, what="the traces in Jaeger")
         by_id = {s["spanID"]: s for s in got}
         assert Counter(s["operationName"] for s in got) == DEMO_SPANS
         for s in got:
             refs = [r for r in s.get("references", []) if r["refType"] == "CHILD_OF"]
-            if s["operationName"] != "session":
+            if not s["operationName"].startswith(("session", "command ")):
                 assert refs and refs[0]["spanID"] in by_id, s["operationName"]
         saved = col.file_path
         time.sleep(1.0)
@@ -186,6 +201,7 @@ def test_demo_through_collector_into_jaeger_and_replay(tmp_path: Path) -> None:
         assert (r.trace_id, r.parent_span_id, r.name, r.start_ns, r.end_ns, r.status_code) == \
             (s.trace_id, s.parent_span_id, s.name, s.start_ns, s.end_ns, s.status_code)
         assert r.attributes == s.attributes and r.resource == s.resource
+        assert r.raw.get("links") == s.raw.get("links")  # a command's link to its session
 
 
 def _jaeger_spans(jaeger: Any, trace_id: str, want: int) -> list[dict[str, Any]]:
@@ -214,17 +230,20 @@ def test_viewer_reads_the_collector_file(tmp_path: Path) -> None:
     with start_collector(COLLECTOR_DIR / "otelcol.yaml", workdir=tmp_path / "c") as col:
         _run_demo(_demo_env({"OTEL_EXPORTER_OTLP_ENDPOINT": col.grpc_endpoint,
                              "OTEL_SERVICE_NAME": "llmgine-demo"}, tmp_path), tmp_path)
-        wait_for(lambda: len(list(iter_spans(col.read_output()))) >= 8, timeout=30,
-                 what="demo spans")
+        wait_for(lambda: len(list(iter_spans(col.read_output()))) >= sum(DEMO_SPANS.values()),
+                 timeout=30, what="demo spans")
         time.sleep(1.0)
         path = col.file_path
     proc = subprocess.run([*CLI, "view", str(path), "--json"], text=True,
                           capture_output=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
-    (trace,) = json.loads(proc.stdout)["traces"]
-    names = Counter(s["name"] for s in trace["spans"])
+    doc = json.loads(proc.stdout)
+    names = Counter(s["name"] for t in doc["traces"] for s in t["spans"])
     assert names == DEMO_SPANS
+    (session,) = doc["sessions"]  # the session's four traces, together
+    assert session["session_id"] == "demo-session" and len(session["trace_ids"]) == DEMO_TRACES
+    assert session["commands"] == 2 and session["status"] == "ERROR"
     text = subprocess.run([*CLI, "view", str(path), "--color", "never", "--width", "100"],
                           text=True, capture_output=True, timeout=60, check=True).stdout
-    assert "session demo-session" in text and "execute_tool get_stock_price" in text
-    assert "ERROR" in text
+    assert text.startswith("session demo-session · 4 traces")
+    assert "execute_tool get_stock_price" in text and "ERROR" in text

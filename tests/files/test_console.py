@@ -95,3 +95,37 @@ def test_a_closed_stream_never_fails_the_export() -> None:
     exporter = ConsoleSummaryExporter(out)
     assert exporter.export(mem.get_finished_spans()) is SpanExportResult.SUCCESS
     tp.shutdown()
+
+
+def test_one_trace_per_command_names_the_command_and_the_sessions_start_and_end() -> None:
+    """What the package's default trace shape prints: the session's start, each command (of
+    its session), the session's end."""
+    from llmgine_otel.config import ObservabilityConfig
+    from llmgine_otel.translate import OTelHandler
+
+    out = io.StringIO()
+    tp = _run(out)
+    handler = OTelHandler(tp, config=ObservabilityConfig(emit_logs=False, console=False))
+    for e in _chat_session("3f2a9c1d-77"):
+        handler.handle(e)
+    tp.shutdown()
+    start, command, end = out.getvalue().splitlines()
+    assert re.fullmatch(r"llmgine session 3f2a9c1d… started · trace [0-9a-f]{32}", start)
+    assert command.startswith("llmgine command Command (session 3f2a9c1d…) error 1.00s · ")
+    assert "· 1 span · 1 error · trace " in command
+    assert re.fullmatch(r"llmgine session 3f2a9c1d… ended ok · trace [0-9a-f]{32}", end)
+
+
+def _chat_session(sid: str) -> list[object]:
+    from llmgine.bus.session import SessionEndEvent, SessionStartEvent
+    from llmgine.messages.commands import Command, CommandResult
+    from llmgine.messages.events import CommandResultEvent, CommandStartedEvent
+
+    at = "2026-11-26T12:00:0{}".format
+    cmd = Command(command_id="c1", session_id=sid)
+    return [SessionStartEvent(session_id=sid, timestamp=at(0)),
+            CommandStartedEvent(command=cmd, session_id=sid, timestamp=at(1)),
+            CommandResultEvent(command_result=CommandResult(
+                success=False, command_id="c1", error="boom", session_id=sid),
+                session_id=sid, timestamp=at(2)),
+            SessionEndEvent(session_id=sid, timestamp=at(3))]

@@ -33,7 +33,8 @@ from llmgine_otel.exporters.file import (
     JsonlFileSpanExporter,
     RotatingJsonlWriter,
 )
-from llmgine_otel.otlp_json import LogRow, SpanRow, read_telemetry, telemetry_files
+from llmgine_otel.telemetry_files import read_telemetry, telemetry_files
+from llmgine_otel.telemetry_rows import LogRow, SpanRow
 
 from ._util import ATTRS, RESOURCE, make_logs, make_spans, providers, sdk_logs, sdk_spans
 

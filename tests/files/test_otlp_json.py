@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from llmgine_otel import otlp_json as oj
+from llmgine_otel.telemetry_rows import SpanRow, rows_from_object
 
 from ._util import RESOURCE, sdk_logs, sdk_spans
 
@@ -156,7 +157,7 @@ def test_any_integer_survives_file_view_and_replay_decoding(value: int) -> None:
     obj = _through_json(oj.encode_spans(spans))
     request = oj.decode_traces(obj)  # what replay sends
     assert request.SerializeToString() == otlp_proto.encode_spans(spans)
-    (row,) = [r for r in oj.rows_from_object(obj) if isinstance(r, oj.SpanRow)]
+    (row,) = [r for r in rows_from_object(obj) if isinstance(r, SpanRow)]
     assert row.attributes["big"] == (value if -(2**63) <= value < 2**63 else str(value))
 
 

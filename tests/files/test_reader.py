@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from llmgine_otel import otlp_json as oj
-from llmgine_otel.otlp_json import LogRow, SpanRow, read_telemetry, telemetry_files
+from llmgine_otel import telemetry_files as tf
+from llmgine_otel.telemetry_files import read_telemetry, telemetry_files
+from llmgine_otel.telemetry_rows import LogRow, SpanRow
 
 from ._util import sdk_logs, sdk_spans
 
@@ -91,14 +93,14 @@ def test_unreadable_file_is_reported_and_others_still_read(
 ) -> None:
     (tmp_path / "a.jsonl").write_bytes(SPANS_LINE)
     (tmp_path / "b.jsonl").write_bytes(LOGS_LINE)
-    real_open = oj._open_lines
+    real_open = tf._open_lines
 
     def fake_open(path: Path):  # type: ignore[no-untyped-def]
         if path.name == "a.jsonl":
             raise PermissionError(13, "Permission denied")
         return real_open(path)
 
-    monkeypatch.setattr(oj, "_open_lines", fake_open)
+    monkeypatch.setattr(tf, "_open_lines", fake_open)
     rows, problems = _read(tmp_path)
     assert len(rows) == N_LOGS
     assert problems == [f"{tmp_path / 'a.jsonl'}: cannot read (Permission denied), skipped"]
@@ -147,7 +149,7 @@ def test_zstd_without_the_module_is_one_clear_problem(
 ) -> None:
     (tmp_path / "a.jsonl.zst").write_bytes(b"\x28\xb5\x2f\xfd")
     (tmp_path / "b.jsonl").write_bytes(SPANS_LINE)
-    monkeypatch.setattr(oj, "_zstandard", lambda: None)
+    monkeypatch.setattr(tf, "_zstandard", lambda: None)
     rows, problems = _read(tmp_path)
     assert len(rows) == N_SPANS
     assert problems == [

@@ -23,7 +23,9 @@ from llmgine_otel.exporters.file import (
     JsonlFileSpanExporter,
     RotatingJsonlWriter,
 )
-from llmgine_otel.otlp_json import LogRow, SpanRow, decode_any, read_telemetry
+from llmgine_otel.otlp_json import decode_any
+from llmgine_otel.telemetry_files import read_telemetry
+from llmgine_otel.telemetry_rows import LogRow, SpanRow
 
 from ._util import make_logs, make_spans, providers, sdk_spans
 
@@ -237,7 +239,7 @@ def test_replay_exits_non_zero_and_counts_what_it_could_not_read(
 
 
 def read_lines(folder: Path) -> Iterator[dict[str, Any]]:
-    from llmgine_otel.otlp_json import iter_objects
+    from llmgine_otel.telemetry_files import iter_objects
 
     for obj in iter_objects(folder):
         if "resourceSpans" in obj:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -10,19 +10,34 @@ from llmgine_kit import Otel, fresh_bus
 
 
 @pytest.fixture
-def otel() -> Iterator[Otel]:
-    """In-memory telemetry, fed by the instrumentor for the duration of the test."""
+def instrumented() -> Iterator[Callable[..., Otel]]:
+    """``instrumented(**config)``: in-memory telemetry with that config (e.g. ``trace_per``),
+    fed by the instrumentor for the rest of the test."""
     pytest.importorskip("llmgine.bus.bus")
     from llmgine_otel.instrument import LLMgineInstrumentor
 
-    o = Otel()
+    made: list[Otel] = []
     inst = LLMgineInstrumentor()
-    if inst.is_instrumented_by_opentelemetry:
+
+    def make(**config: Any) -> Otel:
+        assert not made, "one instrumentation per test"
+        o = Otel(**config)
+        if inst.is_instrumented_by_opentelemetry:
+            inst.uninstrument()
+        inst.instrument(handler=o.handler)
+        made.append(o)
+        return o
+
+    yield make
+    if made:
         inst.uninstrument()
-    inst.instrument(handler=o.handler)
-    yield o
-    inst.uninstrument()
-    o.close()
+        made[0].close()
+
+
+@pytest.fixture
+def otel(instrumented: Callable[..., Otel]) -> Otel:
+    """In-memory telemetry (default settings), fed by the instrumentor for the test."""
+    return instrumented()
 
 
 @pytest.fixture

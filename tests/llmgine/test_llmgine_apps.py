@@ -53,21 +53,35 @@ def _load_demo() -> Any:
     return module
 
 
-async def test_demo_span_tree_and_logs(otel: Otel) -> None:
+@pytest.mark.parametrize("trace_per", ["command", "session"])
+async def test_demo_span_tree_and_logs(instrumented: Any, trace_per: str) -> None:
+    otel: Otel = instrumented(trace_per=trace_per)
     demo = _load_demo()
     try:
         assert await demo.main() == 0
     finally:
         MessageBus._instance = None
     spans = otel.spans()
-    assert Counter(s.name for s in spans) == {
+    expected = {
         "session": 1, "command ChatCommand": 1, "command SummarizeCommand": 1,
         "chat gpt-4o-mini": 3, "execute_tool get_weather": 1, "execute_tool get_stock_price": 1}
-    assert len({s.context.trace_id for s in spans}) == 1
+    if trace_per == "command":
+        expected["session end"] = 1
+    assert Counter(s.name for s in spans) == expected
     session = otel.one("session")
     chat, summarize = otel.one("command ChatCommand"), otel.one("command SummarizeCommand")
     assert session.parent is None
-    assert parent_of(chat, spans) is session and parent_of(summarize, spans) is session
+    for s in spans:  # searchable: the conversation and its user on every span
+        assert attr(s, "session.id") == attr(session, "llmgine.session.id"), s.name
+        assert attr(s, "user.id") == demo.USER_ID, s.name
+    if trace_per == "session":
+        assert len({s.context.trace_id for s in spans}) == 1
+        assert parent_of(chat, spans) is session and parent_of(summarize, spans) is session
+    else:  # each command a trace of its own (with its calls and tools), linked to the session
+        assert len({s.context.trace_id for s in spans}) == 4
+        for cmd in (chat, summarize):
+            assert cmd.parent is None
+            assert [lk.context.span_id for lk in cmd.links] == [session.context.span_id]
     assert chat.status.status_code is StatusCode.UNSET
     assert summarize.status.status_code is StatusCode.ERROR
     assert attr(summarize, "error.type") == "ContextWindowExceededError"
@@ -104,7 +118,7 @@ async def test_demo_span_tree_and_logs(otel: Otel) -> None:
     tool_log = next(r for r in logs if r.event_name == "llmgine.tool.execution.end"
                     and r.span_id == stock.context.span_id)
     assert tool_log.span_id == stock.context.span_id
-    assert tool_log.trace_id == session.context.trace_id
+    assert tool_log.trace_id == chat.context.trace_id == stock.context.trace_id
     assert str(tool_log.severity_text) == "ERROR"
 
 
@@ -124,8 +138,12 @@ def test_demo_script_runs_offline_and_leaves_telemetry(tmp_path: Path) -> None:
     assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317" in proc.stdout
     spans = read_jsonl_spans(out)
     names = Counter(s["name"] for s in spans)
-    assert names["session"] == 1 and names["chat gpt-4o-mini"] == 3
-    assert len({s["trace"] for s in spans}) == 1
+    assert names["session"] == names["session end"] == 1 and names["chat gpt-4o-mini"] == 3
+    # the default command trace shape: the session's start and end, and its two commands
+    assert len({s["trace"] for s in spans}) == 4
+    assert {s["attrs"]["session.id"] for s in spans} == {"demo-session"}
+    # The printed summary tells how to look at one conversation.
+    assert "--session demo-session" in proc.stdout
 
 
 def _has_entry_points() -> bool:
@@ -147,13 +165,15 @@ def test_zero_code_opentelemetry_instrument_traces_unmodified_app(tmp_path: Path
     assert "greet: hello Ada; broken: success=False" in proc.stdout
     spans = read_jsonl_spans(out_dir / "telemetry.jsonl")
     assert Counter(s["name"] for s in spans) == {
-        "session": 1, "command GreetCommand": 1, "command BrokenCommand": 1,
+        "session": 1, "session end": 1, "command GreetCommand": 1, "command BrokenCommand": 1,
         "execute_tool lookup_name": 1}
     session = next(s for s in spans if s["name"] == "session")
     assert session["attrs"]["llmgine.session.id"] == "zero-code-1"
-    assert {s["trace"] for s in spans} == {session["trace"]}
+    assert {s["attrs"]["session.id"] for s in spans} == {"zero-code-1"}
     by_name = {s["name"]: s for s in spans}
-    assert by_name["command GreetCommand"]["parent"] == session["span"]
+    # the default command trace shape: each command is a trace root of its own
+    assert by_name["command GreetCommand"]["parent"] is None
+    assert by_name["command GreetCommand"]["trace"] != session["trace"]
     assert by_name["execute_tool lookup_name"]["parent"] == by_name["command GreetCommand"]["span"]
     assert by_name["command BrokenCommand"]["status"] == 2
 
@@ -182,10 +202,11 @@ async def test_traceparent_round_trip_between_processes(otel: Otel, bus: Any) ->
         s.register_command_handler(Dispatch, dispatch)
         assert (await s.execute_with_session(Dispatch())).success
 
-    session, parent_cmd = otel.one("session"), otel.one("command Dispatch")
+    parent_cmd = otel.one("command Dispatch")
     child = {c["name"]: c for c in sent["child_spans"]}
     assert set(child) == {"command RemoteCommand", "execute_tool remote_tool"}
-    trace_hex = f"{session.context.trace_id:032x}"
+    # The remote command continues the trace it was sent from: the Dispatch command's.
+    trace_hex = f"{parent_cmd.context.trace_id:032x}"
     assert all(c["trace_id"] == trace_hex for c in child.values())
     assert child["command RemoteCommand"]["parent_id"] == f"{parent_cmd.context.span_id:016x}"
     assert child["execute_tool remote_tool"]["parent_id"] == \

@@ -74,7 +74,7 @@ async def test_instrument_uninstrument_reinstrument_restores_bus_exactly() -> No
         await bus.start()
         await run_session(bus, "s-first")
         first = sorted(s.name for s in o.spans())
-        assert first == ["command Work", "execute_tool t", "session"]
+        assert first == ["command Work", "execute_tool t", "session", "session end"]
 
         inst.uninstrument()
         assert all(MessageBus.__dict__[n] is originals[n] for n in _NAMES)
@@ -109,7 +109,8 @@ async def test_handler_also_on_the_apps_manager_gives_no_duplicates(otel: Otel,
     finally:
         await bus.stop()
         MessageBus._instance = None
-    assert sorted(s.name for s in otel.spans()) == ["command Work", "execute_tool t", "session"]
+    assert sorted(s.name for s in otel.spans()) == ["command Work", "execute_tool t", "session",
+                                                    "session end"]
     names = [r.event_name for r in otel.logs()]
     assert len(names) == len(set(names)) == 5, names
     assert dict(otel.handler.stats.outcomes).get("duplicate_start", 0) == 0
@@ -133,12 +134,14 @@ async def test_republished_event_and_prestart_events_are_observed_once(otel: Ote
     finally:
         await bus.stop()
         MessageBus._instance = None
-    assert sorted(s.name for s in otel.spans()) == ["execute_tool t", "session"]
+    assert sorted(s.name for s in otel.spans()) == ["execute_tool t", "session", "session end"]
     assert [r.event_name for r in otel.logs()].count("llmgine.tool.result") == 1
 
 
+@pytest.mark.parametrize("trace_per", ["command", "session"])
 async def test_foreign_spans_in_handler_are_children_of_the_command_span(
-        otel: Otel, bus: Any, caplog: pytest.LogCaptureFixture) -> None:
+        instrumented: Any, bus: Any, caplog: pytest.LogCaptureFixture, trace_per: str) -> None:
+    otel = instrumented(trace_per=trace_per)
     caplog.set_level(logging.DEBUG)
     tracer = otel.tracer
     seen: dict[str, Any] = {}
@@ -188,7 +191,17 @@ async def test_foreign_spans_in_handler_are_children_of_the_command_span(
     assert parent_of(nested, spans) is retrieve
     assert f"{retrieve.context.span_id:016x}" in seen["nested_metadata"]["traceparent"]
     assert parent_of(otel.one("nested-handler-span"), spans) is nested
-    assert len({s.context.trace_id for s in spans}) == 1
+    # One trace: the session's (session shape), or the outer command's, which holds the
+    # nested command, every foreign span and nothing else (command shape).
+    in_outer = [s for s in spans if s.context.trace_id == outer_span.context.trace_id]
+    if trace_per == "session":
+        assert len(in_outer) == len(spans)
+    else:
+        assert sorted(s.name for s in spans if s not in in_outer) == ["session", "session end"]
+        session = otel.one("session")
+        assert outer_span.parent is None
+        assert [lk.context.span_id for lk in outer_span.links] == [session.context.span_id]
+        assert not nested.links  # a child of its caller, not a trace of its own
     assert "Failed to detach context" not in caplog.text
 
 
@@ -207,8 +220,10 @@ async def test_command_failure_is_the_translators_status_not_use_span(otel: Otel
     assert [e.name for e in span.events] == []  # use_span recorded nothing itself
 
 
-async def test_outer_request_span_does_not_pull_a_session_into_its_trace(otel: Otel,
-                                                                          bus: Any) -> None:
+@pytest.mark.parametrize("trace_per", ["command", "session"])
+async def test_outer_request_span_does_not_pull_a_session_into_its_trace(
+        instrumented: Any, bus: Any, trace_per: str) -> None:
+    otel = instrumented(trace_per=trace_per)
     async with bus.session("s-http") as s:
         async def work(cmd: Command) -> CommandResult:
             return CommandResult(success=True, command_id=cmd.command_id)
@@ -218,8 +233,14 @@ async def test_outer_request_span_does_not_pull_a_session_into_its_trace(otel: O
             await s.execute_with_session(Work())
     session = otel.one("session")
     command = otel.one("command Work")
-    assert command.context.trace_id == session.context.trace_id
-    assert parent_of(command, otel.spans()) is session
+    request = otel.one("http request")
+    assert command.context.trace_id != request.context.trace_id
+    if trace_per == "session":
+        assert command.context.trace_id == session.context.trace_id
+        assert parent_of(command, otel.spans()) is session
+    else:  # a trace of its own, linked to the session
+        assert command.parent is None
+        assert [lk.context.span_id for lk in command.links] == [session.context.span_id]
 
 
 def test_missing_llmgine_is_a_logged_no_op(monkeypatch: pytest.MonkeyPatch,

@@ -34,7 +34,11 @@ class Lookup(Command):
     """A nested command."""
 
 
-async def test_200_concurrent_sessions_do_not_cross_link(otel: Otel, bus: Any) -> None:
+@pytest.mark.parametrize("trace_per", ["command", "session"])
+async def test_200_concurrent_sessions_do_not_cross_link(instrumented: Any, bus: Any,
+                                                        trace_per: str) -> None:
+    otel: Otel = instrumented(trace_per=trace_per)
+
     async def lookup(cmd: Command) -> CommandResult:
         await asyncio.sleep(0)
         return CommandResult(success=True, command_id=cmd.command_id)
@@ -69,23 +73,46 @@ async def test_200_concurrent_sessions_do_not_cross_link(otel: Otel, bus: Any) -
     per_trace: dict[int, list[Any]] = defaultdict(list)
     for s in spans:
         per_trace[s.context.trace_id].append(s)
-    assert len(per_trace) == SESSIONS
-    for sid, root in sessions.items():
-        members = per_trace[root.context.trace_id]
-        assert Counter(s.name for s in members) == {
-            "session": 1, "command Ask": 2, "command Lookup": 2, "chat m": 2,
-            "execute_tool a": 1, "execute_tool b": 1}, sid
+        sid = attr(s, "session.id")
+        assert sid in sessions and attr(s, "gen_ai.conversation.id") in (None, sid), s.name
+        for link in s.links:  # links only ever point at the span's own session
+            assert link.context.span_id == sessions[sid].context.span_id, s.name
+    # The spans of one Ask command: itself, its LLM call, its tool, its nested Lookup.
+    ask_unit = {"command Ask": 1, "command Lookup": 1, "chat m": 1}
+    if trace_per == "session":
+        assert len(per_trace) == SESSIONS
+        units = {sid: [per_trace[root.context.trace_id]] for sid, root in sessions.items()}
+    else:  # the session's start, its end, and each Ask command as a trace of its own
+        assert len(per_trace) == 4 * SESSIONS
+        units = defaultdict(list)
+        for members in per_trace.values():
+            roots = [s for s in members if s.parent is None]
+            assert len(roots) == 1
+            assert bool(roots[0].links) == (roots[0].name != "session")
+            if roots[0].name == "command Ask":
+                units[attr(roots[0], "session.id")].append(members)
+            else:
+                assert len(members) == 1 and roots[0].name in ("session", "session end")
+    for sid, traces in units.items():
+        members = [s for t in traces for s in t]
+        expected = {k: 2 * v for k, v in ask_unit.items()}
+        expected.update({"execute_tool a": 1, "execute_tool b": 1})
+        if trace_per == "session":
+            expected["session"] = 1
+        assert Counter(s.name for s in members) == expected, sid
         for s in members:
-            conv = attr(s, "gen_ai.conversation.id")
-            assert conv in (None, sid), (s.name, conv, sid)
-            if s is not root:
-                assert s.parent is not None and s.parent.span_id in by_id
+            if s.parent is not None:
+                assert s.parent.span_id in by_id
         # Each tool / LLM call / lookup hangs under the Ask command that made it.
         asks = [s for s in members if s.name == "command Ask"]
-        assert all(parent_of(a, members) is root for a in asks)
+        root = sessions[sid]
+        assert all(parent_of(a, members) is (root if trace_per == "session" else None)
+                   for a in asks)
         for s in members:
             if s.name.startswith(("execute_tool", "chat", "command Lookup")):
-                assert parent_of(s, members) in asks, (sid, s.name)
+                owner = parent_of(s, members)
+                assert owner in asks, (sid, s.name)
+                assert owner.context.trace_id == s.context.trace_id
         for label in ("a", "b"):
             tool = next(s for s in members if s.name == f"execute_tool {label}")
             owner = parent_of(tool, members)

@@ -41,7 +41,8 @@ APP = ROOT / "examples" / "tool_agent_app.py"
 BIN = Path(sys.executable).parent
 ERROR = 2
 OURS = Counter({
-    "session": 1, "command AskCommand": 1, "command ChoresCommand": 1,
+    # the default command trace shape: the session's start and end, each command a trace
+    "session": 1, "session end": 1, "command AskCommand": 1, "command ChoresCommand": 1,
     # ask: tools, streamed answer; chores: sync from a thread, abandoned stream, rejected
     "chat gpt-4o-mini": 5, "embeddings text-embedding-3-small": 1,
     "execute_tool get_weather": 1, "execute_tool get_stock_price": 1,
@@ -76,8 +77,8 @@ def collect(tmp_path: Path, **extra: str) -> tuple[list[OtlpSpan], list[Any], Op
     with openai_server() as server, start_collector(
             COLLECTOR_DIR / "otelcol.yaml", workdir=tmp_path / "collector") as col:
         run_app(tmp_path, server, col.grpc_endpoint, **extra)
-        wait_for(lambda: any(s.name == "session" for s in iter_spans(col.read_output())),
-                 timeout=30, what="the session span in the Collector's file")
+        wait_for(lambda: any(s.name == "session end" for s in iter_spans(col.read_output())),
+                 timeout=30, what="the session's end span in the Collector's file")
         output = col.read_output()
     return list(iter_spans(output)), list(iter_logs(output)), server
 
@@ -99,14 +100,25 @@ def one(spans: list[OtlpSpan], name: str) -> OtlpSpan:
 def check_whole_tree(spans: list[OtlpSpan], server: OpenAIServer, async_http: str) -> None:
     ours = [s for s in spans if s.scope_name == "llmgine_otel"]
     assert Counter(s.name for s in ours) == OURS
-    # One trace for the session, no orphans, nothing twice.
-    assert len({s.trace_id for s in spans}) == 1
+    # One trace per command, holding every span made inside it (ours, HTTP clients, the
+    # app's own), linked to the session's start; no orphans, nothing twice.
     ids = by_id(spans)
     assert len(ids) == len(spans)
-    for s in spans:
-        assert s.name == "session" or s.parent_span_id in ids, f"orphan: {s.name}"
+    session = one(spans, "session")
     ask, chores = one(spans, "command AskCommand"), one(spans, "command ChoresCommand")
-    assert parent(ask, spans).name == parent(chores, spans).name == "session"
+    roots = {session.span_id, one(spans, "session end").span_id, ask.span_id, chores.span_id}
+    assert len({ids[r].trace_id for r in roots}) == 4
+    for r in roots - {session.span_id}:
+        assert ids[r].parent_span_id == ""
+        assert [lk["spanId"].lower() for lk in ids[r].raw.get("links", [])] == [session.span_id]
+    for s in spans:
+        top = s
+        while top.parent_span_id:
+            assert top.parent_span_id in ids, f"orphan: {s.name}"
+            top = ids[top.parent_span_id]
+        assert top.span_id in roots and top.trace_id == s.trace_id, s.name
+        if s.scope_name == "llmgine_otel":
+            assert s.attributes["session.id"] == session.attributes["session.id"], s.name
 
     # Every request the server saw has one HTTP client span, under one LLM span of ours:
     # async calls through ``async_http``'s instrumentation, the sync one through httpx's.

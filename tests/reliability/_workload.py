@@ -26,6 +26,7 @@ from llmgine_otel.events import LLMCallFinishedEvent, LLMCallStartedEvent
 
 EVENTS_PER_SESSION = 10
 SPANS_PER_SESSION = 6
+"""With one trace per session (``SDK_ENV``); one trace per command adds the session's end."""
 LOGS_PER_SESSION = 10
 
 

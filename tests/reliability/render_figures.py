@@ -114,6 +114,14 @@ ROWS: list[Row] = [
                 f"{f['sessions_split_over_traces']} split sessions, "
                 f"{f['traces_mixing_sessions']} mixed traces"),
      "interleaving"),
+    ("6. interleaving, one trace per command: every span in its session's traces, linked",
+     "interleaving_command",
+     lambda f: (f"{f['sessions']} sessions ({f['asyncio_sessions']} asyncio tasks, "
+                f"{f['thread_sessions']} on {f['threads']} threads): {f['traces']} traces "
+                f"(start, command, end per session), {f['linked_roots']} linked roots, "
+                f"{f['bad_links']} links to another session, {f['cross_links']} cross-links, "
+                f"{f['orphans']} orphans, {f['traces_mixing_sessions']} mixed traces"),
+     "interleaving"),
     ("7. privacy, defaults: no canary in the Collector output",
      "privacy_default",
      lambda f: (f"{sum(f['canary_hits'].values())} canary hits in "

@@ -26,7 +26,7 @@ from reliability._workload import (
     read_collected,
     wait_collected,
 )
-from reliability.conftest import collector, record_figures
+from reliability.conftest import SDK_ENV, collector, record_figures
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -38,7 +38,10 @@ BOUND = 5.0  # the default LLMGINE_OTEL_SHUTDOWN_TIMEOUT
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OTEL_", "LLMGINE_OBSERVABILITY_", "LLMGINE_OTEL_"))}
-    env.update({"LLMGINE_OTEL_CONSOLE": "false", "PYTHONUNBUFFERED": "1"}, **extra)
+    # The SDK's default batch delays (not SDK_ENV's), so spans are still queued at the
+    # signal; the trace shape of the rest of the suite (6 spans per session).
+    env.update({"LLMGINE_OTEL_CONSOLE": "false", "PYTHONUNBUFFERED": "1",
+                "LLMGINE_OTEL_TRACE_PER": SDK_ENV["LLMGINE_OTEL_TRACE_PER"]}, **extra)
     return env
 
 

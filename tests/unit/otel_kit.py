@@ -135,6 +135,39 @@ def assert_well_formed(spans: list[ReadableSpan]) -> None:
             assert parent.context.trace_id == s.context.trace_id, s.name
 
 
+def parent_of(child: ReadableSpan, parent: ReadableSpan) -> bool:
+    return (child.parent is not None and child.parent.span_id == parent.context.span_id
+            and child.context.trace_id == parent.context.trace_id)
+
+
+def under_session(h: Harness, span: ReadableSpan, sid: str = "s1") -> bool:
+    """``span`` is where ``h``'s trace shape puts a span whose parent is the session: its
+    child (``session``), or the root of a trace of its own with a span link to the session's
+    start (``command``)."""
+    sess = next(s for s in h.spans() if s.name == "session"
+                and s.attributes["llmgine.session.id"] == sid)
+    if h.config.trace_per == "session":
+        return parent_of(span, sess)
+    return (span.parent is None and span.context.trace_id != sess.context.trace_id
+            and [lk.context.span_id for lk in span.links] == [sess.context.span_id])
+
+
+def session_end_span(h: Harness, sid: str = "s1") -> ReadableSpan:
+    """The span that carries the session's end (its time and status): the session span, or
+    (``command`` shape) the ``session end`` span, linked to the session's start mark."""
+    command_shape = h.config.trace_per == "command"
+    name = "session end" if command_shape else "session"
+    (span,) = [s for s in h.spans() if s.name == name
+               and s.attributes["llmgine.session.id"] == sid]
+    if command_shape:
+        starts = [s for s in h.spans() if s.name == "session"
+                  and s.attributes["llmgine.session.id"] == sid]
+        assert span.parent is None and span.start_time == span.end_time
+        assert [lk.context.span_id for lk in span.links] == [starts[-1].context.span_id]
+        assert all(s.start_time == s.end_time for s in starts)  # marks: never open
+    return span
+
+
 # -- llmgine events --------------------------------------------------------------------------
 
 def session_start(sid: str, t: float = 0.0, **kw: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -127,9 +128,11 @@ def test_doctor_prints_effective_config_and_exit_codes(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{live}")
     monkeypatch.setenv("LLMGINE_OBSERVABILITY_QUEUE_SIZE", "4096")
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+    monkeypatch.setenv("LLMGINE_OTEL_TRACE_PER", "session")
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert f"OTLP gRPC to http://127.0.0.1:{live}" in out
+    assert re.search(r"trace per +session", out)
     assert "4096" in out and "SPAN_ONLY" in out and "check: OK" in out
     assert "(LLMGINE_OBSERVABILITY_QUEUE_SIZE)" in out  # where each value came from
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")

@@ -8,6 +8,7 @@ import random
 import threading
 from collections import defaultdict
 
+import pytest
 from otel_kit import (
     assert_well_formed,
     command_result,
@@ -21,7 +22,8 @@ from otel_kit import (
 
 THREADS = 4
 SESSIONS_PER_THREAD = 500
-SPANS_PER_SESSION = 4
+# session, command, LLM call, tool (+ the session's end span in the command trace shape)
+SPANS_PER_SESSION = {"session": 4, "command": 5}
 
 
 def _session_events(sid: str) -> list:
@@ -38,9 +40,11 @@ def _session_of(span) -> str:
     return a.get("llmgine.session.id") or a.get("gen_ai.conversation.id")
 
 
-def test_interleaved_sessions_over_tasks_and_threads_never_cross_link(make_otel):
+@pytest.mark.parametrize("trace_per", ["command", "session"])
+def test_interleaved_sessions_over_tasks_and_threads_never_cross_link(make_otel, trace_per):
     # Spans only: the cross-linking question is about span parents (and it keeps this fast).
-    h = make_otel(max_open_spans=100_000, emit_logs=False, emit_metrics=False)
+    h = make_otel(max_open_spans=100_000, emit_logs=False, emit_metrics=False,
+                  trace_per=trace_per)
     errors: list[BaseException] = []
 
     async def one_session(sid: str) -> None:
@@ -65,14 +69,26 @@ def test_interleaved_sessions_over_tasks_and_threads_never_cross_link(make_otel)
     assert not errors
     n_sessions = THREADS * SESSIONS_PER_THREAD
     spans = h.spans()
-    assert len(spans) == n_sessions * SPANS_PER_SESSION
+    assert len(spans) == n_sessions * SPANS_PER_SESSION[trace_per]
     assert len(h.handler.table) == 0
-    session_trace = {s.attributes["llmgine.session.id"]: s.context.trace_id
-                     for s in spans if s.name == "session"}
-    assert len(session_trace) == n_sessions
-    assert len(set(session_trace.values())) == n_sessions
+    session_span = {s.attributes["llmgine.session.id"]: s for s in spans if s.name == "session"}
+    assert len(session_span) == n_sessions
+    assert len({s.context.trace_id for s in session_span.values()}) == n_sessions
+    # Every trace holds spans of one session only, and every link points at that session.
+    trace_session: dict[int, str] = {}
     for s in spans:
-        assert s.context.trace_id == session_trace[_session_of(s)], s.name
+        sid = _session_of(s)
+        assert s.attributes["session.id"] == sid
+        assert trace_session.setdefault(s.context.trace_id, sid) == sid, s.name
+        for link in s.links:
+            assert link.context.span_id == session_span[sid].context.span_id, s.name
+    if trace_per == "session":
+        assert len(trace_session) == n_sessions
+    else:  # the session's start, its command (with its LLM call and tool), its end
+        assert len(trace_session) == 3 * n_sessions
+        for s in spans:
+            if s.name != "session":
+                assert (s.parent is None) == bool(s.links), s.name  # roots link, children not
     assert_well_formed(spans)
     outcomes = h.outcomes
     for bad in ("rejected", "synthetic_session", "end_without_start", "duplicate_start"):
@@ -114,4 +130,9 @@ def test_shuffled_duplicated_and_missing_events_across_threads(make_otel):
         if sid:
             sessions_in_trace[s.context.trace_id].add(sid)
     assert all(len(v) == 1 for v in sessions_in_trace.values())  # never cross-linked
+    by_id = {s.context.span_id: s for s in spans}
+    for s in spans:  # span links (command trace shape) stay within the session too
+        for link in s.links:
+            target = by_id.get(link.context.span_id)
+            assert target is not None and _session_of(target) == _session_of(s), s.name
     assert "rejected" not in h.outcomes

@@ -34,6 +34,7 @@ BAD_ENV = [
     ("LLMGINE_OTEL_HANDLER_MAX_IN_FLIGHT", "0", ">= 1"),
     ("LLMGINE_OTEL_HANDLER_TIMEOUT", "0", "> 0"),
     ("LLMGINE_OTEL_HANDLER_TIMEOUT", "inf", "finite"),
+    ("LLMGINE_OTEL_TRACE_PER", "request", "command, session"),
 ]
 
 
@@ -61,6 +62,8 @@ BAD_KWARGS = [
     ("shutdown_timeout_s", float("inf"), "> 0"),
     ("log_sample_rates", {"X": -1}, "between 0.0 and 1.0"),
     ("redact", "not callable", "callable"),
+    ("trace_per", "trace", "command, session"),
+    ("trace_per", None, "command, session"),
 ]
 
 
@@ -118,3 +121,11 @@ def test_with_changes_validates():
     assert c.with_changes(queue_size=5).queue_size == 5
     with pytest.raises(ConfigError):
         c.with_changes(queue_size=0)
+
+
+def test_trace_shape_default_and_environment():
+    """One trace per command unless told otherwise (README, "Trace shapes")."""
+    assert ObservabilityConfig().trace_per == "command"
+    assert ObservabilityConfig.from_env(env={}).trace_per == "command"
+    assert ObservabilityConfig.from_env(
+        env={"LLMGINE_OTEL_TRACE_PER": " Session "}).trace_per == "session"

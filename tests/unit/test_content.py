@@ -69,7 +69,7 @@ def test_default_is_no_content_anywhere(make_otel):
     h = make_otel(stream_chunk_logs=True)
     assert h.config.capture_content is CaptureMode.NO_CONTENT
     _feed(h)
-    assert len(h.spans()) == 4 and len(h.logs()) == 10
+    assert len(h.spans()) == 5 and len(h.logs()) == 10  # with the session's end span
     assert CANARY not in h.all_text()
 
 

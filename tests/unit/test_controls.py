@@ -69,11 +69,13 @@ def test_excluded_events_make_nothing_and_cost_no_sdk_calls(
     h.handle(*_session("s1"))
     assert not [s for s in h.spans() if s.name.startswith("execute_tool")]
     assert not [r for r in h.logs() if etype(r) == "ToolExecuteResultEvent"]
-    assert (calls.spans, calls.logs) == (4, 8)  # 6 spans/10 logs unfiltered, minus 2 tools
+    # 7 spans (the session's start and end, a command, 2 LLM calls, 2 tools in the default
+    # command trace shape) and 10 logs unfiltered, minus 2 tools
+    assert (calls.spans, calls.logs) == (5, 8)
     unfiltered = make_otel()
     calls_all = _SdkCalls(unfiltered, monkeypatch)
     unfiltered.handle(*_session("s2"))
-    assert (calls_all.spans, calls_all.logs) == (6, 10)
+    assert (calls_all.spans, calls_all.logs) == (7, 10)
     # the filtered handler never even resolved a plan with work for the tool events
     tool_cls = type(tool_result("x"))
     assert h.handler._plans[tool_cls] is None
@@ -82,7 +84,7 @@ def test_excluded_events_make_nothing_and_cost_no_sdk_calls(
 def test_include_list_keeps_only_named_types(make_otel: Any) -> None:
     h = make_otel(include_events=("SessionEvent",))  # base of SessionStart/SessionEnd
     h.handle(*_session("s1"))
-    assert [s.name for s in h.spans()] == ["session"]
+    assert [s.name for s in h.spans()] == ["session", "session end"]
     assert {etype(r) for r in h.logs()} == {"SessionStartEvent", "SessionEndEvent"}
 
 
@@ -119,8 +121,11 @@ def test_per_event_type_log_rates_keep_errors(make_otel: Any) -> None:
     assert h.outcomes["log_sampled_out"] == 3 + 1  # 3 ok tools + 1 ok session end
 
 
-def test_rate_change_never_splits_a_session(pipeline: Any) -> None:
-    tel, gate, span_ex, _ = pipeline(sample_rate=1.0)
+@pytest.mark.parametrize(("trace_per", "spans"), [("command", 7), ("session", 6)])
+def test_rate_change_never_splits_a_session(pipeline: Any, trace_per: str, spans: int) -> None:
+    """One decision per session in both trace shapes (in the command shape the session's
+    command and end traces take the decision of its start, which they link to)."""
+    tel, gate, span_ex, _ = pipeline(sample_rate=1.0, trace_per=trace_per)
     gate.open.set()
     sessions = [f"s{i}" for i in range(1000)]
     events = {sid: _session(sid) for sid in sessions}
@@ -143,7 +148,7 @@ def test_rate_change_never_splits_a_session(pipeline: Any) -> None:
     for s in (sp for ex in span_ex for sp in ex.got):
         sid = s.attributes.get("gen_ai.conversation.id") or s.attributes.get("llmgine.session.id")
         by_session[sid] = by_session.get(sid, 0) + 1
-    assert set(by_session.values()) == {6}, "a session was exported in part"
+    assert set(by_session.values()) == {spans}, "a session was exported in part"
     first_half = sum(1 for sid in sessions[:500] if sid in by_session)
     second_half = sum(1 for sid in sessions[500:] if sid in by_session)
     assert first_half == 500  # started before the change: all kept, whole
@@ -270,7 +275,8 @@ def test_otlp_gzip_compression_is_configured_the_standard_way(
 
 def test_local_files_rotate_compress_and_view(tmp_path: Any) -> None:
     from llmgine_otel.exporters.file import RotatingJsonlWriter
-    from llmgine_otel.otlp_json import SpanRow, read_telemetry
+    from llmgine_otel.telemetry_files import read_telemetry
+    from llmgine_otel.telemetry_rows import SpanRow
     from llmgine_otel.view.model import load_traces
 
     cfg = ObservabilityConfig.from_env(env={"LLMGINE_OTEL_FILE_MAX_BYTES": "4096",
@@ -289,9 +295,11 @@ def test_local_files_rotate_compress_and_view(tmp_path: Any) -> None:
     rows = list(read_telemetry(tmp_path, on_problem=problems.append))
     assert not problems
     spans = [r for r in rows if isinstance(r, SpanRow)]
-    assert len(spans) == 40 * 6 and len({s.span_id for s in spans}) == 240
+    assert len(spans) == 40 * 7 and len({s.span_id for s in spans}) == 280
     loaded = load_traces(tmp_path, on_problem=problems.append)
-    assert len(loaded.traces) == 40 and not problems
+    # Three traces per session (its start, its command, its end), grouped by session id.
+    assert len(loaded.traces) == 3 * 40 and not problems
+    assert len({t.session_id for t in loaded.traces}) == 40
 
 
 # -- 5. chunk aggregation ----------------------------------------------------------------------
@@ -311,7 +319,7 @@ def test_stream_chunks_fold_into_one_span(make_otel: Any) -> None:
     assert a["llmgine.stream.chunk_interval.max"] == pytest.approx(0.4)
     assert a["llmgine.stream.chunk_interval.mean"] == pytest.approx(0.5 / 3)
     assert not [r for r in h.logs() if etype(r) == "LLMStreamChunkEvent"]
-    assert len(h.spans()) == 2
+    assert sorted(s.name for s in h.spans()) == ["chat gpt-4o", "session", "session end"]
     ttfc = h.metrics()["gen_ai.client.operation.time_to_first_chunk"]
     assert ttfc.data.data_points[0].count == 1
 
@@ -348,7 +356,7 @@ def test_concurrent_rate_changes_are_safe(pipeline: Any) -> None:
     for s in (sp for ex in span_ex for sp in ex.got):
         sid = s.attributes.get("gen_ai.conversation.id") or s.attributes.get("llmgine.session.id")
         counts[sid] = counts.get(sid, 0) + 1
-    assert set(counts.values()) <= {6}
+    assert set(counts.values()) <= {7}  # whole sessions (start, end, command, 2 LLMs, 2 tools)
 
 
 def test_sdk_queue_variable_is_honoured_when_the_seed_one_is_unset() -> None:

@@ -38,10 +38,15 @@ def run_session(h: Harness) -> list[Any]:
 
 
 def check_whole(h: Harness, spans: list[Any]) -> None:
-    assert sorted(s.name for s in spans) == ["command Command", "session"]
-    cmd = next(s for s in spans if s.name == "command Command")
+    assert sorted(s.name for s in spans) == ["command Command", "session", "session end"]
+    by_name = {s.name: s for s in spans}
+    cmd = by_name["command Command"]
     assert cmd.status.status_code is StatusCode.ERROR
     assert cmd.attributes["error.type"] == "ValueError"
+    # The command trace shape's links are made on both paths.
+    assert [lk.context.span_id for lk in cmd.links] == [by_name["session"].context.span_id]
+    assert [lk.context.span_id for lk in by_name["session end"].links] == \
+        [by_name["session"].context.span_id]
     assert not h.outcomes.get("rejected")
 
 

@@ -61,7 +61,7 @@ def test_import_and_translate_without_llmgine():
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got["names"] == ["chat m", "invoke_agent bot", "session"]
-    assert got["traces"] == 1
+    assert got["names"] == ["chat m", "invoke_agent bot", "session", "session end"]
+    assert got["traces"] == 3  # the session's start, the agent with its call, the end
     assert got["llmgine_loaded"] is False
     assert got["outcomes"] == {} and got["errors"] == {}

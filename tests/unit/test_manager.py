@@ -148,7 +148,7 @@ def test_translator_sync_first_even_with_ahandle(otel):
     assert m._sync and not m._async
     m.observe_event(session_start("s1", 0))
     m.observe_event(session_end("s1", 1))
-    assert len(otel.spans()) == 1
+    assert [s.name for s in otel.spans()] == ["session", "session end"]
 
 
 def test_translator_on_llmgines_own_manager(otel):
@@ -160,7 +160,7 @@ def test_translator_on_llmgines_own_manager(otel):
               command_result("s1", "c1", 2), session_end("s1", 3)):
         m.observe_event(e)
     names = sorted(s.name for s in otel.spans())
-    assert names == ["command Command", "session"]
+    assert names == ["command Command", "session", "session end"]
     assert len(otel.logs()) == 4
 
 

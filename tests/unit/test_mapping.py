@@ -19,11 +19,13 @@ from otel_kit import (
     llm_started,
     ns,
     session_end,
+    session_end_span,
     session_start,
     tool_finished,
     tool_result,
     tool_started,
     ts,
+    under_session,
 )
 
 from llmgine_otel import mapping
@@ -65,6 +67,14 @@ def parent_of(child: Any, parent: Any) -> bool:
             and child.context.trace_id == parent.context.trace_id)
 
 
+@pytest.fixture(params=["command", "session"])
+def otel(request: Any, make_otel: Any) -> Any:
+    """Every row in both trace shapes (mapping.TRACE_SHAPES): the rules are the same; the
+    shapes differ only in where a span goes whose parent is the session, and in the
+    session's own spans (``under_session``, ``session_end_span``)."""
+    return make_otel(trace_per=request.param)
+
+
 @covers("SessionStartEvent")
 def test_session_start_is_a_root_span_in_a_new_trace(otel):
     otel.handle(session_start("s1", 0), session_start("s2", 0))
@@ -74,7 +84,8 @@ def test_session_start_is_a_root_span_in_a_new_trace(otel):
     assert s1.name == "session" and s1.kind is SpanKind.INTERNAL and s1.parent is None
     assert s1.context.trace_id != s2.context.trace_id
     assert s1.attributes["gen_ai.conversation.id"] == "s1"
-    assert s1.start_time == ns(0) and s1.end_time == ns(3)
+    assert s1.attributes["session.id"] == "s1"
+    assert s1.start_time == ns(0) and session_end_span(otel, "s1").end_time == ns(3)
     recs = [r for r in otel.logs() if r.event_name == "llmgine.session.start"]
     assert {r.span_id for r in recs} == {s1.context.span_id, s2.context.span_id}
     assert recs[0].body["session_id"] in ("s1", "s2")
@@ -93,16 +104,17 @@ def test_session_start_continues_a_remote_traceparent(otel):
 @covers("SessionEndEvent")
 def test_session_end_ends_root_ok(otel):
     otel.handle(session_start("s1", 0), session_end("s1", 5))
-    span = otel.span("session")
+    span = session_end_span(otel)
     assert span.status.status_code is StatusCode.UNSET
     assert span.end_time == ns(5)
+    assert span.attributes["session.id"] == "s1"
     check_log(otel, "SessionEndEvent", span)
 
 
 @covers("SessionEndEvent")
 def test_session_end_with_error_is_error(otel):
     otel.handle(session_start("s1", 0), session_end("s1", 5, error=KeyError("boom")))
-    span = otel.span("session")
+    span = session_end_span(otel)
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes["error.type"] == "KeyError"
     assert "boom" in span.status.description
@@ -114,7 +126,8 @@ def test_command_started_is_child_of_session(otel):
     otel.handle(session_start("s1", 0), command_started("s1", "c1", 1),
                 command_result("s1", "c1", 2), session_end("s1", 3))
     sess, cmd = otel.span("session"), otel.span("command Command")
-    assert cmd.kind is SpanKind.INTERNAL and parent_of(cmd, sess)
+    assert cmd.kind is SpanKind.INTERNAL and under_session(otel, cmd)
+    assert sess.attributes["session.id"] == cmd.attributes["session.id"] == "s1"
     assert cmd.attributes["llmgine.command.id"] == "c1"
     assert cmd.attributes["llmgine.command.type"] == "Command"
     assert cmd.attributes["llmgine.session.id"] == "s1"
@@ -187,7 +200,7 @@ def test_llm_call_is_a_genai_client_span(otel):
         "gen_ai.request.seed": 7, "gen_ai.request.stop_sequences": ("END",),
         "gen_ai.request.stream": True, "gen_ai.request.choice.count": 1,
         "server.address": "api.openai.com", "server.port": 443,
-        "gen_ai.conversation.id": "s1",
+        "gen_ai.conversation.id": "s1", "session.id": "s1",
         "gen_ai.response.id": "resp-1", "gen_ai.response.model": "gpt-4o-2024",
         "gen_ai.response.finish_reasons": ("stop",),
         "gen_ai.usage.input_tokens": 120, "gen_ai.usage.output_tokens": 30,
@@ -216,7 +229,7 @@ def test_llm_call_error(otel):
     span = otel.span("chat gpt-4o")
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes["error.type"] == "TimeoutError"
-    assert parent_of(span, otel.span("session"))
+    assert under_session(otel, span)
     rec = check_log(otel, "LLMCallFinishedEvent", span, error=True)
     assert rec.attributes["error.type"] == "TimeoutError"
 
@@ -241,7 +254,8 @@ def test_stream_chunks_are_folded_into_the_llm_span(otel):
     assert span.attributes["llmgine.stream.chunk_interval.max"] == pytest.approx(0.3)
     assert span.attributes["llmgine.stream.chunk_interval.mean"] == pytest.approx(0.2)
     assert not [r for r in otel.logs() if r.event_name == "llmgine.llm.call.chunk"]
-    assert [s.name for s in otel.spans()] == ["chat gpt-4o"]  # no span per chunk
+    # no span per chunk (the command shape's session start mark is there already)
+    assert [s.name for s in otel.spans() if s.name != "session"] == ["chat gpt-4o"]
 
 
 @covers("LLMStreamChunkEvent")
@@ -281,7 +295,7 @@ def test_failed_tool_is_error(otel):
     span = otel.span("execute_tool get_weather")
     assert span.status.status_code is StatusCode.ERROR
     assert "error.type" in span.attributes
-    assert parent_of(span, otel.span("session"))
+    assert under_session(otel, span)
     check_log(otel, "ToolExecuteResultEvent", span, error=True)
 
 
@@ -390,7 +404,10 @@ def test_span_attributes_reach_every_span_of_the_session(otel):
     with span_attributes(user_id="u-7"):  # the innermost block wins
         otel.handle(tool_result("s1", "t2", 1.5))
     otel.handle(command_result("s1", "c1", 2), session_end("s1", 3))
+    assert {s.name for s in otel.spans()} >= {"session", "command Command", "chat gpt-4o",
+                                             "execute_tool get_weather"}
     for s in otel.spans():
+        assert s.attributes["session.id"] == "s1", s.name
         assert s.attributes["app.tenant"] == "acme", s.name
         assert s.attributes["app.tags"] == ("a", "b"), s.name
         assert s.attributes["user.id"] == ("u-7" if s.name == "execute_tool get_weather"
@@ -436,7 +453,10 @@ def test_handler_failure_falls_back_to_the_session_span(otel):
                                         timestamp=ts(1)),
                 session_end("s1", 2))
     sess = otel.span("session")
-    assert [e.name for e in sess.events] == ["exception"]
+    if otel.config.trace_per == "session":
+        assert [e.name for e in sess.events] == ["exception"]
+    else:  # the session's span is a mark, ended already: the ERROR log record carries it
+        assert not sess.events and otel.outcomes["exception_without_span"] == 1
     check_log(otel, "EventHandlerFailedEvent", sess, error=True)
 
 
@@ -509,7 +529,9 @@ def test_tool_registration_events_are_logs_only(otel):
     otel.handle(session_start("s1", 0),
                 ToolRegisterEvent(tool_info={"name": "calc"}, session_id="s1"),
                 ToolCompiledEvent(tool_compiled_list=[{"name": "calc"}], session_id="s1"))
-    assert [s.name for s in otel.spans()] == []  # session still open
+    # the session is still open (command shape: only its start mark is there)
+    marks = [] if otel.config.trace_per == "session" else ["session"]
+    assert [s.name for s in otel.spans()] == marks
     sess_id = otel.handler.table.get(("session", "s1")).span.get_span_context().span_id
     for name in ("ToolRegisterEvent", "ToolCompiledEvent"):
         rec = check_log(otel, name, None)

@@ -34,7 +34,7 @@ def test_translator_spans_and_logs_encode_like_the_sdk(make_otel: Any) -> None:
         command_result("s1", "c1", 2.0, success=False, error="boom"),
         session_end("s1", 3.0, error=RuntimeError("bad")))
     spans, logs = otel.spans(), list(otel.log_exporter.get_finished_logs())
-    assert len(spans) == 6 and len(logs) >= 10
+    assert len(spans) == 7 and len(logs) >= 10  # with the session's end span and links
     assert ExportTraceServiceRequest.FromString(otlp_proto.encode_spans(spans)) == \
         pb_encode_spans(spans)
     assert ExportLogsServiceRequest.FromString(otlp_proto.encode_logs(logs)) == \

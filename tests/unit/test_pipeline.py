@@ -258,8 +258,9 @@ def test_identity_is_exact_under_forced_thread_switches(pipeline):
     assert not unlocked, sorted(set(unlocked))
     sessions = threads * tasks * rounds
     snap = _check_accounting(tel)
-    assert snap["produced"] == {"spans": 3 * sessions, "logs": 7 * sessions}
+    # 4 spans a session: its start and end, the command, the LLM call (command trace shape)
+    assert snap["produced"] == {"spans": 4 * sessions, "logs": 7 * sessions}
     assert snap["outcomes"]["duplicate_end"] == sessions
-    assert snap["exported"] == {"spans": 3 * sessions, "logs": 7 * sessions}
-    assert sum(len(e.got) for e in span_ex) == 3 * sessions
+    assert snap["exported"] == {"spans": 4 * sessions, "logs": 7 * sessions}
+    assert sum(len(e.got) for e in span_ex) == 4 * sessions
     assert sum(len(e.got) for e in log_ex) == 7 * sessions

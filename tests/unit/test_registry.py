@@ -212,7 +212,7 @@ def test_every_log_event_is_a_registry_event(emitted: Any):
     for r in emitted.logs():
         assert r.attributes["llmgine.event.type"]  # the required attribute of every event
         for k in r.attributes:
-            assert k.startswith(("llmgine.", "gen_ai.", "server.", "error.")), k
+            assert k.startswith(("llmgine.", "gen_ai.", "server.", "error.", "session.")), k
 
 
 def test_every_llmgine_metric_is_defined_with_instrument_unit_and_attributes(pipeline):

@@ -3,10 +3,11 @@ and a reason, and nothing is leaked."""
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan, StatusCode
 from otel_kit import command_result, command_started, llm_started, session_start
 
-from llmgine_otel.spans import OpenSpan, SpanTable
+from llmgine_otel.open_spans import OpenSpan, SpanTable
 
 
 class Clock:
@@ -32,16 +33,28 @@ def test_capacity_evicts_oldest_with_error_and_reason(make_otel):
     assert h.outcomes["duplicate_end"] == 1 and len(h.spans()) == 2
 
 
-def test_age_evicts_on_insert_and_on_sweep(make_otel):
+# The session's span in each trace shape when eviction or shutdown ends it: the open
+# session span itself, or (command shape) the "session end" span its start mark gets.
+ENDED_SESSION = {"session": "session", "command": "session end"}
+
+
+def _ended_early(spans):
+    """Spans ended without their end event (the command shape's start marks are not)."""
+    return [s for s in spans if "llmgine.span.end_reason" in s.attributes]
+
+
+@pytest.mark.parametrize("trace_per", ["command", "session"])
+def test_age_evicts_on_insert_and_on_sweep(make_otel, trace_per):
     clock = Clock()
-    h = make_otel(clock=clock, max_span_age_s=60)
+    h = make_otel(clock=clock, max_span_age_s=60, trace_per=trace_per)
     h.handle(session_start("s1", 0), command_started("s1", "c1", 1))
     clock.now += 61
     h.handle(session_start("s2", 0))  # insert sweeps the expired ones
-    spans = h.spans()
-    assert {s.name for s in spans} == {"session", "command Command"}
+    spans = _ended_early(h.spans())
+    assert {s.name for s in spans} == {ENDED_SESSION[trace_per], "command Command"}
     assert all(s.attributes["llmgine.span.end_reason"] == "evicted_age" for s in spans)
     assert all(s.status.status_code is StatusCode.ERROR for s in spans)
+    assert all(s.attributes["llmgine.session.id"] == "s1" for s in spans)
     assert h.outcomes["evicted_age"] == 2
     assert len(h.handler.table) == 1
     clock.now += 61
@@ -49,8 +62,9 @@ def test_age_evicts_on_insert_and_on_sweep(make_otel):
     assert len(h.handler.table) == 0 and h.outcomes["evicted_age"] == 3
 
 
-def test_shutdown_ends_everything_and_leaks_nothing(make_otel):
-    h = make_otel(max_open_spans=50)
+@pytest.mark.parametrize("trace_per", ["command", "session"])
+def test_shutdown_ends_everything_and_leaks_nothing(make_otel, trace_per):
+    h = make_otel(max_open_spans=50, trace_per=trace_per)
     for i in range(200):
         h.handle(session_start(f"s{i}", 0), command_started(f"s{i}", f"c{i}", 1),
                  llm_started(f"s{i}", f"L{i}", 2))
@@ -60,12 +74,16 @@ def test_shutdown_ends_everything_and_leaks_nothing(make_otel):
     assert n == 50
     assert len(table) == 0 and not table._stacks and not table._open
     assert len(table._ended) <= table.max_entries
-    spans = h.spans()
+    assert len(table._evicted) <= table.max_entries
+    spans = _ended_early(h.spans())
     assert len(spans) == 600
     reasons = [s.attributes.get("llmgine.span.end_reason") for s in spans]
     assert reasons.count("ended_at_shutdown") == 50
     assert reasons.count("evicted_capacity") == 550
     assert all(s.status.status_code is StatusCode.ERROR for s in spans)
+    # In the command shape every session's start mark was exported as it started.
+    marks = len(h.spans()) - len(spans)
+    assert marks == (200 if trace_per == "command" else 0)
 
 
 def test_table_operations_directly():

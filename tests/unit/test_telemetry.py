@@ -96,17 +96,18 @@ def test_shutdown_against_refused_endpoint_is_bounded_and_reports(buffer, tmp_pa
     assert elapsed < 2.5, report
     assert report.seconds <= elapsed
     assert report.open_spans_ended == 1  # the session never ended
+    # 22 spans: the session's start, 20 commands, and the session's end made at shutdown.
     assert tel.shutdown() is report  # idempotent
     if buffer:  # kept on disk for the next process: nothing lost
         assert report.completed, report
         assert report.undelivered == {"spans": 0, "logs": 0}, report
-        assert report.buffered == {"spans": 21, "logs": 41}, report
-        assert "in the disk buffer for the next start: 21 spans, 41 logs" in str(report)
+        assert report.buffered == {"spans": 22, "logs": 41}, report
+        assert "in the disk buffer for the next start: 22 spans, 41 logs" in str(report)
         assert len(list((tmp_path / "buffer").glob("*/*.otlp"))) >= 2
     else:
-        assert report.undelivered["spans"] == 21 and report.undelivered["logs"] == 41, report
+        assert report.undelivered["spans"] == 22 and report.undelivered["logs"] == 41, report
         assert not report.completed
-        assert "21 spans" in str(report) and "41 logs" in str(report)
+        assert "22 spans" in str(report) and "41 logs" in str(report)
     _identity(tel)
     assert _wait_threads_gone(before) == []
     assert _connections_to(port) == []
@@ -127,10 +128,10 @@ def test_shutdown_against_blackhole_is_bounded(buffer, tmp_path):
         assert time.monotonic() - t0 < 2.5, report
         if buffer:  # the call in flight never answers: its batch is kept on disk too
             assert report.completed, report
-            assert report.buffered == {"spans": 21, "logs": 41}, report
+            assert report.buffered == {"spans": 22, "logs": 41}, report
         else:
             assert not report.completed
-            assert report.undelivered["spans"] == 21 and report.undelivered["logs"] == 41
+            assert report.undelivered["spans"] == 22 and report.undelivered["logs"] == 41
     assert _wait_threads_gone(before) == []
     assert _connections_to(port) == []
     _identity(tel)  # the abandoned batch is not counted twice

@@ -4,7 +4,9 @@ counted in handler.stats.outcomes; span times from the events' timestamps."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
 from opentelemetry.trace import StatusCode
 from otel_kit import (
     assert_well_formed,
@@ -15,19 +17,28 @@ from otel_kit import (
     llm_started,
     ns,
     session_end,
+    session_end_span,
     session_start,
     tool_result,
     ts,
+    under_session,
 )
 
 from llmgine_otel import mapping
-from llmgine_otel.translate import event_time_ns
+from llmgine_otel.event_time import event_time_ns
+
+
+@pytest.fixture(params=["command", "session"])
+def otel(request: Any, make_otel: Any) -> Any:
+    """Each disorder case in both trace shapes (mapping.TRACE_SHAPES)."""
+    return make_otel(trace_per=request.param)
 
 
 def test_every_documented_outcome_counter_is_in_the_doc():
     for counter in ("duplicate_start", "duplicate_end", "end_without_start", "late_start",
                     "synthetic_session", "evicted_capacity", "evicted_age",
-                    "ended_at_shutdown", "repaired", "rejected"):
+                    "ended_at_shutdown", "repaired", "rejected", "session_continued",
+                    "exception_without_span"):
         assert f"`{counter}`" in mapping.OUTCOMES
 
 
@@ -71,7 +82,8 @@ def test_duplicate_start_first_wins(otel):
 
 def test_duplicate_session_start(otel):
     otel.handle(session_start("s1", 0), session_start("s1", 0.5), session_end("s1", 1))
-    assert len(otel.spans()) == 1
+    assert [s.start_time for s in otel.spans() if s.name == "session"] == [ns(0)]
+    assert session_end_span(otel).end_time == ns(1)
     assert otel.outcomes["duplicate_start"] == 1
 
 
@@ -92,11 +104,12 @@ def test_result_before_start(otel):
     otel.handle(session_start("s1", 0), command_result("s1", "c1", 2),
                 command_started("s1", "c1", 1), session_end("s1", 3))
     spans = otel.spans()
-    (cmd,) = [s for s in spans if s.name != "session"]
+    (cmd,) = [s for s in spans if s.name not in ("session", "session end")]
     assert cmd.name == "command (start missing)"
     assert cmd.attributes["llmgine.span.missing_start"] is True
+    assert cmd.attributes["session.id"] == "s1"
     assert cmd.start_time == cmd.end_time == ns(2)
-    assert cmd.parent.span_id == otel.span("session").context.span_id
+    assert under_session(otel, cmd)
     assert otel.outcomes["end_without_start"] == 1
     assert otel.outcomes["late_start"] == 1
     assert len(otel.handler.table) == 0
@@ -125,10 +138,15 @@ def test_missing_session_start_synthesizes_one_trace(otel):
                 command_started("s9", "c2", 3), command_result("s9", "c2", 4),
                 session_end("s9", 5))
     spans = otel.spans()
-    assert len({s.context.trace_id for s in spans}) == 1
     sess = otel.span("session")
     assert sess.attributes["llmgine.span.synthetic"] is True
-    assert sess.parent is None and sess.end_time == ns(5)
+    assert sess.attributes["session.id"] == "s9"
+    assert sess.parent is None and session_end_span(otel, "s9").end_time == ns(5)
+    if otel.config.trace_per == "session":
+        assert len({s.context.trace_id for s in spans}) == 1
+    else:  # one link target for every command trace
+        for name in ("command Command", "session end"):
+            assert all(under_session(otel, s, "s9") for s in spans if s.name == name)
     assert otel.outcomes["synthetic_session"] == 1
     assert_well_formed(spans)
 
@@ -137,15 +155,15 @@ def test_missing_end_is_ended_at_shutdown(otel):
     otel.handle(session_start("s1", 0), command_started("s1", "c1", 1),
                 llm_started("s1", "L1", 2))
     assert otel.handler.end_open_spans() == 3
-    spans = otel.spans()
-    assert len(spans) == 3
-    assert [s.name for s in spans] == ["chat gpt-4o", "command Command", "session"]
+    spans = [s for s in otel.spans() if "llmgine.span.end_reason" in s.attributes]
+    ended = "session" if otel.config.trace_per == "session" else "session end"
+    assert [s.name for s in spans] == ["chat gpt-4o", "command Command", ended]
     for s in spans:
         assert s.status.status_code is StatusCode.ERROR
         assert s.attributes["llmgine.span.end_reason"] == "ended_at_shutdown"
     assert otel.outcomes["ended_at_shutdown"] == 3
     assert len(otel.handler.table) == 0
-    assert_well_formed(spans)
+    assert_well_formed(otel.spans())
 
 
 def test_bus_session_commands_are_roots(otel):
@@ -185,12 +203,12 @@ def test_filters(make_otel):
     h = make_otel(exclude_events=("CommandStartedEvent",), no_log_events=("SessionEvent",))
     h.handle(session_start("s1", 0), command_started("s1", "c1", 1),
              command_result("s1", "c1", 2), session_end("s1", 3))
-    names = [s.name for s in h.spans()]
-    assert names == ["command (start missing)", "session"]
+    names = sorted(s.name for s in h.spans())
+    assert names == ["command (start missing)", "session", "session end"]
     assert [etype(r) for r in h.logs()] == ["CommandResultEvent"]
     h2 = make_otel(include_events=("SessionEvent",))
     h2.handle(session_start("s1", 0), command_started("s1", "c1", 1), session_end("s1", 3))
-    assert [s.name for s in h2.spans()] == ["session"]
+    assert [s.name for s in h2.spans()] == ["session", "session end"]
 
 
 def test_log_sample_rate_zero_keeps_errors(make_otel):
@@ -206,14 +224,14 @@ def test_log_sample_rate_zero_keeps_errors(make_otel):
 def test_emit_logs_off(make_otel):
     h = make_otel(emit_logs=False)
     h.handle(session_start("s1", 0), session_end("s1", 1))
-    assert h.logs() == [] and len(h.spans()) == 1
+    assert h.logs() == [] and len(h.spans()) == 2  # the session's start and end
 
 
 def test_synthetic_session_race_keeps_one_trace(otel):
     """Two threads synthesize the same missing session at once: the loser must use the
     winner's span, not start a new trace (simulated by winning the race inside the span
     factory)."""
-    from llmgine_otel.spans import OpenSpan
+    from llmgine_otel.open_spans import OpenSpan
 
     handler = otel.handler
     real_start = handler._start_span
@@ -234,8 +252,7 @@ def test_synthetic_session_race_keeps_one_trace(otel):
     assert [s.name for s in spans] == ["command Command", "session"]
     cmd, sess = spans
     assert sess.context.span_id == winner[0].get_span_context().span_id
-    assert cmd.parent.span_id == sess.context.span_id
-    assert cmd.context.trace_id == sess.context.trace_id
+    assert under_session(otel, cmd, "s7")
 
 
 def test_log_bodies_hold_nothing_the_gc_must_keep_walking(otel):

@@ -34,8 +34,8 @@ class OpenSpan:
     content when the end's log record carries it (``mapping.Rule.log_scope``)."""
 
     __slots__ = ("_ctx", "chunk_first_ns", "chunk_gap_max_ns", "chunk_last_ns", "chunks",
-                 "content", "family", "inherit", "key", "mono", "sampled", "sc", "session",
-                 "span", "start_ns")
+                 "content", "family", "inherit", "key", "mark", "mono", "sampled", "sc",
+                 "session", "span", "start_ns")
 
     def __init__(self, key: Key, span: Any, session: str | None, start_ns: int) -> None:
         self.key = key
@@ -54,6 +54,10 @@ class OpenSpan:
         self.inherit: Mapping[str, Any] | None = None
         """Attributes this span's children carry too (``span_attributes``)."""
         self.content: dict[str, Any] | None = None
+        self.mark = False
+        """The span is ended already (a session's start in the ``command`` trace shape): the
+        entry stays for what its session needs, its context (a link target), the attributes
+        it passes on, and the end it waits for."""
 
     @property
     def ctx(self) -> Context:
@@ -82,6 +86,8 @@ class SpanTable:
         self._open: OrderedDict[Key, OpenSpan] = OrderedDict()
         self._stacks: dict[str, list[OpenSpan]] = {}
         self._ended: OrderedDict[Key, None] = OrderedDict()
+        # Session spans ended by eviction, by key: a session that goes on continues from them.
+        self._evicted: OrderedDict[Key, OpenSpan] = OrderedDict()
         self._lock = threading.Lock()
         if sweep_in_background:
             _Sweeper.watch(self)
@@ -112,7 +118,7 @@ class SpanTable:
                     reason = "evicted_capacity"
                 else:
                     break
-                self._remove_locked(oldest)
+                self._evict_locked(oldest)
                 evicted.append((oldest, reason))
         for old, reason in evicted:
             self._on_evict(old, reason)
@@ -201,11 +207,37 @@ class SpanTable:
                 oldest = next(iter(self._open.values()))
                 if oldest.mono >= horizon:
                     break
-                self._remove_locked(oldest)
+                self._evict_locked(oldest)
                 evicted.append(oldest)
         for old in evicted:
             self._on_evict(old, "evicted_age")
         return len(evicted)
+
+    def take_evicted(self, key: Key) -> OpenSpan | None:
+        """The session span of ``key`` if eviction ended it (not its end event): forgotten
+        here, and the key may be opened again, by the session's continuation."""
+        with self._lock:
+            entry = self._evicted.pop(key, None)
+            if entry is not None:
+                self._ended.pop(key, None)
+            return entry
+
+    def trace_belongs(self, session: str, trace_id: int) -> bool | None:
+        """Whether ``trace_id`` is the trace of an open span of ``session`` (None: the
+        session has no open span here)."""
+        stack = self._stacks.get(session)
+        if not stack:
+            return None
+        with self._lock:
+            return any(e.sc.trace_id == trace_id for e in stack)
+
+    def _evict_locked(self, entry: OpenSpan) -> None:
+        self._remove_locked(entry)
+        if entry.family == "session":
+            evicted = self._evicted
+            evicted[entry.key] = entry
+            if len(evicted) > self.max_entries:
+                evicted.popitem(last=False)
 
     def _remove_locked(self, entry: OpenSpan) -> None:
         self._open.pop(entry.key, None)
