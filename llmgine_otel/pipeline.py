@@ -46,57 +46,78 @@ __all__ = [
 ]
 
 
+SCOPE = "llmgine_otel"
+"""The instrumentation scope of everything this package makes (spans and log records)."""
+
+
+def ours(item: Any) -> bool:
+    """Did this package make ``item`` (a span or log record)? Spans and records of other
+    instrumentation on a shared provider are exported too, but kept out of the identity."""
+    scope = getattr(item, "instrumentation_scope", None)
+    return scope is not None and scope.name == SCOPE
+
+
+def count_ours(batch: Sequence[Any]) -> int:
+    return sum(1 for item in batch if ours(item))
+
+
 class _Counting:
-    """Counts what an exporter accepted or failed; ``in_flight`` is the batch being sent."""
+    """Counts what an exporter accepted or failed, of what this package made (``ours``);
+    ``in_flight`` is that count for the batch being sent."""
 
     def __init__(self, inner: Any, stats: SelfStats, signal: str) -> None:
         self.inner = inner
         self.on_batch: Callable[[Sequence[Any]], None] | None = None
         """Called with each batch before it is sent (span metrics are recorded here)."""
+        self.on_taken: Callable[[int, int], None] | None = None
+        """Called under the stats lock with (items, ours) of each batch the processor's
+        worker took from its queue (the public path's queue count)."""
         self.stats = stats
         self.signal = signal
         self.in_flight = 0
-        self.abandoned = False
-        """Set when a bounded shutdown already counted the in-flight batch as dropped."""
-        self.failures = 0
-        self.last_error: str | None = None
+        self.sealed = False
+        """Set by a bounded shutdown that counted everything left as dropped: nothing after
+        it is counted again."""
+
+    def _take(self, batch: Sequence[Any]) -> int:
+        n = count_ours(batch)
+        with self.stats.lock:
+            self.in_flight = n
+            if self.on_taken is not None:
+                self.on_taken(len(batch), n)
+        return n
 
     def _export(self, batch: Sequence[Any], success: Any) -> bool:
-        n = len(batch)
-        self.in_flight = n
+        n = self._take(batch)
         if hasattr(self.inner, "put"):
             return self._hand_over(batch, n)
         ok = False
         try:
             ok = self.inner.export(batch) == success
-        except Exception as exc:  # noqa: BLE001 - an exporter bug must not kill the worker
-            self.last_error = f"{type(exc).__name__}: {exc}"
+        except Exception:  # noqa: BLE001 - an exporter bug must not kill the worker
+            pass  # counted below as export_failed
         with self.stats.lock:
             self.in_flight = 0
-            if self.abandoned:  # counted as shutdown_timeout already: never count twice
-                self.abandoned = False
+            if self.sealed:  # counted as shutdown_timeout already: never count twice
+                pass
             elif ok:
                 self.stats.exported[self.signal] += n
             else:
-                self.failures += 1
                 self.stats.dropped[(self.signal, "export_failed")] += n
         return ok
 
     def _hand_over(self, batch: Sequence[Any], n: int) -> bool:
         """Encode the batch for a :class:`~llmgine_otel.exporters.shipper.Shipper`, which
-        counts it once it knows where it went (exported, on disk, dropped)."""
+        counts ``n`` items once it knows where they went (exported, on disk, dropped)."""
         try:
             payload: bytes | None = self.inner.encode(batch)
-        except Exception as exc:  # noqa: BLE001 - an encoder bug must not kill the worker
-            self.last_error = f"{type(exc).__name__}: {exc}"
+        except Exception:  # noqa: BLE001 - an encoder bug must not kill the worker
             payload = None
         with self.stats.lock:
             self.in_flight = 0
-            if self.abandoned:  # counted as shutdown_timeout already: never count twice
-                self.abandoned = False
+            if self.sealed:  # counted as shutdown_timeout already: never count twice
                 return False
             if payload is None:
-                self.failures += 1
                 self.stats.dropped[(self.signal, "export_failed")] += n
                 return False
             self.inner.put(payload, n)
@@ -174,26 +195,55 @@ class FanoutLogExporter(_Fanout, LogRecordExporter):
 
 class _Managed:
     """Shared logic of the managed processors: strategy on a full queue, drop counting,
-    bounded shutdown and flush, queue introspection."""
+    bounded shutdown and flush, queue length.
+
+    Two ways to know the queue, chosen by :mod:`llmgine_otel.fast_paths` (path ``queue``):
+
+    - fast (tested SDK versions): read the SDK batch processor's private ``_queue``,
+      ``_max_queue_size`` and ``_shutdown``; a full queue drops its oldest item (or the new
+      one, ``drop_newest``), and a bounded shutdown clears what is left;
+    - public: count items in (``emit``) and out (each batch the worker hands the exporter)
+      ourselves, under the stats lock. The count is never below the SDK's real queue length,
+      so the SDK's deque never evicts silently; a full queue drops the *new* item (the oldest
+      cannot be reached without private names: reason ``queue_full_drop_newest`` whatever the
+      strategy), and what a timed-out shutdown leaves is counted, then nothing after it.
+    """
 
     _batch_processor: Any
     signal: str
 
-    def _setup(self, stats: SelfStats, strategy: str, exporter: _Counting) -> None:
+    def _setup(self, stats: SelfStats, strategy: str, exporter: _Counting,
+               max_queue_size: int) -> None:
+        from llmgine_otel import fast_paths
+
         self.stats = stats
         self.strategy = strategy
         self.counting = exporter
-        bp = self._batch_processor
-        self._queue = bp._queue
-        self.max_queue_size: int = bp._max_queue_size
+        self.max_queue_size = max_queue_size
         self._admit_lock = threading.Lock()
+        decision = fast_paths.decide("queue")
+        bp = self._batch_processor
+        if decision.enabled and _QUEUE_NAMES.difference(vars(bp)):
+            decision = fast_paths.Decision("queue", False, "the SDK batch processor has no "
+                                           + ", ".join(sorted(_QUEUE_NAMES - set(vars(bp)))))
+        fast_paths.report(decision)
+        self.fast = decision.enabled
+        self._queue: Any = bp._queue if self.fast else None
+        self._queued = 0  # public path: items emitted and not yet taken by the worker
+        self._queued_ours = 0
+        self._closed = False
+        exporter.on_taken = None if self.fast else self._taken
+
+    def _taken(self, n: int, n_ours: int) -> None:
+        self._queued -= n
+        self._queued_ours -= n_ours
 
     def queue_length(self) -> int:
-        return len(self._queue)
+        return len(self._queue) if self.fast else max(0, self._queued)
 
     def fill(self) -> float:
         """How full the export queue is, 0.0 to 1.0 (drives the adaptive strategy)."""
-        return len(self._queue) / self.max_queue_size
+        return self.queue_length() / self.max_queue_size
 
     def _offer(self, emit: Callable[[Any], Any], item: Any) -> None:
         """Add ``item`` through ``emit`` (the SDK's), making room by the strategy first.
@@ -201,45 +251,78 @@ class _Managed:
         Producers take turns (the lock), so the SDK's deque never evicts silently; the
         exporter thread only takes items out, so a drop is counted only when one was made."""
         with self._admit_lock:
-            if self._admit():
+            if self._admit(item) if self.fast else self._admit_public(item):
                 emit(item)
 
-    def _admit(self) -> bool:
+    def _admit(self, item: Any) -> bool:
         """Account for a full queue before an item is added; False drops the new item."""
-        bp = self._batch_processor
-        if bp._shutdown:
-            self.stats.drop(self.signal, "after_shutdown")
+        if self._closed or self._batch_processor._shutdown:
+            self._drop(item, "after_shutdown")
             return False
         if len(self._queue) >= self.max_queue_size:
             if self.strategy == "drop_newest":
-                self.stats.drop(self.signal, "queue_full_drop_newest")
+                self._drop(item, "queue_full_drop_newest")
                 return False
             try:
-                self._queue.pop()  # the oldest item (the SDK appends on the left)
+                oldest = self._queue.pop()  # the SDK appends on the left
             except IndexError:  # the exporter thread just took everything: no drop
                 return True
-            self.stats.drop(self.signal, "queue_full_drop_oldest")
+            self._drop(oldest, "queue_full_drop_oldest")
         return True
 
+    def _admit_public(self, item: Any) -> bool:
+        mine = ours(item)
+        with self.stats.lock:
+            if self._closed:
+                reason = "after_shutdown"
+            elif self._queued >= self.max_queue_size:
+                reason = "queue_full_drop_newest"
+            else:
+                self._queued += 1
+                self._queued_ours += mine
+                return True
+            if mine:
+                self.stats.dropped[(self.signal, reason)] += 1
+        return False
+
+    def _drop(self, item: Any, reason: str) -> None:
+        if ours(item):
+            self.stats.drop(self.signal, reason)
+
+    def _left_ours(self) -> int:
+        """Items of ours still in the queue (the caller holds the stats lock)."""
+        if self.fast:
+            return count_ours(tuple(self._queue))
+        return self._queued_ours
+
     def undelivered(self) -> int:
-        """Items still queued or in flight (meaningful after shutdown)."""
-        return len(self._queue) + self.counting.in_flight + self.counting.pending()
+        """Items of ours still queued or in flight (meaningful after shutdown)."""
+        with self.stats.lock:
+            left = self._left_ours() + self.counting.in_flight
+        return left + self.counting.pending()
+
+    def _close(self) -> None:
+        """No item is admitted after this (public path; the SDK's own flag on the fast one)."""
+        with self._admit_lock:
+            self._closed = True
 
     def bounded_shutdown(self, timeout_s: float) -> int:
-        """Stop within ``timeout_s``; returns how many items could not be delivered."""
+        """Stop within ``timeout_s``; returns how many items of ours could not be delivered."""
+        self._close()
         t = threading.Thread(target=self._batch_processor.shutdown,
                              kwargs={"timeout_millis": timeout_s * 900}, daemon=True,
                              name=f"llmgine-otel-shutdown-{self.signal}")
         t.start()
         t.join(timeout_s)
-        with self.stats.lock:  # the same lock _Counting._export counts under
-            in_flight = self.counting.in_flight
-            if in_flight:
-                self.counting.abandoned = True
-            left = len(self._queue) + in_flight
+        with self.stats.lock:  # the same lock _Counting counts under
+            left = self._left_ours() + self.counting.in_flight
+            if left or t.is_alive():
+                self.counting.sealed = True
             if left:
                 self.stats.dropped[(self.signal, "shutdown_timeout")] += left
-                self._queue.clear()
+                self._queued = self._queued_ours = 0
+                if self.fast:
+                    self._queue.clear()
         return left
 
     def bounded_flush(self, timeout_s: float) -> bool:
@@ -262,6 +345,10 @@ class _Managed:
         return True
 
 
+# Private names of the SDK's BatchProcessor the fast queue path reads (tested: fast_paths).
+_QUEUE_NAMES = frozenset({"_queue", "_max_queue_size", "_shutdown"})
+
+
 class ManagedSpanProcessor(_Managed, BatchSpanProcessor):
     """``BatchSpanProcessor`` with counted drops and a back-pressure strategy."""
 
@@ -273,7 +360,7 @@ class ManagedSpanProcessor(_Managed, BatchSpanProcessor):
         kwargs.setdefault("max_export_batch_size", min(
             BatchSpanProcessor._default_max_export_batch_size(), max_queue_size))
         BatchSpanProcessor.__init__(self, exporter, max_queue_size=max_queue_size, **kwargs)
-        self._setup(stats, strategy, exporter)
+        self._setup(stats, strategy, exporter, max_queue_size)
 
     def on_end(self, span: ReadableSpan) -> None:
         if not span.context.trace_flags.sampled:
@@ -282,6 +369,7 @@ class ManagedSpanProcessor(_Managed, BatchSpanProcessor):
         self._offer(self._batch_processor.emit, span)
 
     def shutdown(self) -> None:
+        self._close()
         self._batch_processor.shutdown()
 
 
@@ -318,10 +406,14 @@ class ManagedLogProcessor(_Managed, BatchLogRecordProcessor):
         kwargs.setdefault("max_export_batch_size", min(
             BatchLogRecordProcessor._default_max_export_batch_size(), max_queue_size))
         BatchLogRecordProcessor.__init__(self, exporter, max_queue_size=max_queue_size, **kwargs)
-        self._setup(stats, strategy, exporter)
+        self._setup(stats, strategy, exporter, max_queue_size)
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         self._offer(lambda r: BatchLogRecordProcessor.on_emit(self, r), log_record)
+
+    def shutdown(self) -> None:
+        self._close()
+        BatchLogRecordProcessor.shutdown(self)
 
     def offer_readable(self, record: ReadableLogRecord) -> None:
         """Queue an already finished record (``LogSink``)."""

@@ -277,8 +277,7 @@ class Telemetry:
     def _through_buffer(self, plan: Any, name: str) -> Any:
         """OTLP/gRPC spans and log records through the disk buffer: a Shipper, or None (then
         the plain exporter): buffer off or not writable, another exporter beside this one
-        for the signal, OTLP/HTTP (no transport for it yet), or an SDK without the
-        internals the gRPC transport needs."""
+        for the signal, or OTLP/HTTP (no transport for it yet)."""
         if plan.signal not in ("traces", "logs") or name != otel_env.GRPC or \
                 len(plan.exporters.value) != 1:
             return None
@@ -286,14 +285,10 @@ class Telemetry:
         if buffer is None:
             return None
         from llmgine_otel import otlp_proto
-        from llmgine_otel.exporters.build import grpc_kwargs
         from llmgine_otel.exporters.otlp import grpc_transport
         from llmgine_otel.exporters.shipper import Shipper
 
-        transport = grpc_transport("trace" if plan.signal == "traces" else "logs",
-                                   plan.endpoint.value, **grpc_kwargs(plan.signal))
-        if transport is None:
-            return None
+        transport = grpc_transport(plan)
         if plan.signal == "traces":
             return Shipper("spans", transport, otlp_proto.encode_spans, self.stats, buffer)
         return Shipper("logs", transport, otlp_proto.encode_logs, self.stats, buffer)

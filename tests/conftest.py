@@ -24,3 +24,10 @@ def _hermetic_disk_buffer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield
     finally:
         os.environ.pop(_VAR, None)
+
+
+@pytest.fixture
+def fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests of a fast path itself: on, whatever LLMGINE_OTEL_PUBLIC_PATH says (CI runs
+    the core suites a second time with the public path forced)."""
+    monkeypatch.delenv("LLMGINE_OTEL_PUBLIC_PATH", raising=False)

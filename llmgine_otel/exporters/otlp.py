@@ -4,8 +4,12 @@ They are the SDK's ``OTLPSpanExporter`` / ``OTLPLogExporter`` (same endpoint, TL
 compression, timeout, retry and reconnect behaviour, same environment variables) with two
 changes: the request is encoded by the direct encoder instead of protobuf objects, and it is
 encoded once per batch, not once per retry. The gRPC method is called with the bytes as they
-are (no request serializer). If the SDK's internals they rely on ever change, ``otlp_exporter``
-falls back to the SDK's own exporter rather than failing.
+are (no request serializer). They override private names of ``OTLPExporterMixin``
+(``_initialize_channel_and_stub``, ``_translate_data``, ``_export``, ``_client``, ``_channel``),
+so they are used only while the ``otlp_grpc`` fast path is on (:mod:`llmgine_otel.fast_paths`:
+a tested SDK release, not ``LLMGINE_OTEL_PUBLIC_PATH``); otherwise ``otlp_exporter`` makes the
+SDK's own exporter, and the disk buffer's transport is :class:`PublicGrpcTransport`, written
+against grpc's public API.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from llmgine_otel import otlp_proto
 
-__all__ = ["FastOTLPLogExporter", "FastOTLPSpanExporter", "GrpcTransport", "grpc_transport",
-           "otlp_exporter"]
+__all__ = ["FastOTLPLogExporter", "FastOTLPSpanExporter", "GrpcTransport", "PublicGrpcTransport",
+           "grpc_transport", "otlp_exporter"]
 
 _TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
@@ -83,20 +87,30 @@ class FastOTLPLogExporter(_Fast, OTLPLogExporter):  # type: ignore[misc]
         return self._export_once(batch)
 
 
-def _supported() -> bool:
-    """True while the SDK exporter still has the internals the fast exporters override."""
-    return all(hasattr(OTLPExporterMixin, name)
-               for name in ("_initialize_channel_and_stub", "_translate_data", "_export"))
+_OVERRIDDEN = ("_initialize_channel_and_stub", "_translate_data", "_export")
+_READ = ("_client", "_headers", "_timeout", "_channel", "_retryable_error_codes")
+
+
+def _fast() -> bool:
+    """Is the ``otlp_grpc`` fast path on (a tested SDK release, and the names still there)?"""
+    from llmgine_otel import fast_paths
+
+    decision = fast_paths.decide("otlp_grpc")
+    missing = [n for n in _OVERRIDDEN if not hasattr(OTLPExporterMixin, n)]
+    if decision.enabled and missing:
+        decision = fast_paths.Decision("otlp_grpc", False, "the SDK's OTLPExporterMixin has "
+                                       "no " + ", ".join(missing))
+    fast_paths.report(decision)
+    return decision.enabled
 
 
 def otlp_exporter(signal: str, endpoint: str | None, **kwargs: Any) -> Any:
     """The OTLP/gRPC exporter for ``signal`` (``trace`` or ``logs``): the fast one when the SDK
     allows it, else the SDK's own. ``kwargs`` go to the exporter (e.g. ``compression``)."""
+    fast = _fast()
     if signal == "trace":
-        return (FastOTLPSpanExporter if _supported() else OTLPSpanExporter)(
-            endpoint=endpoint, **kwargs)
-    return (FastOTLPLogExporter if _supported() else OTLPLogExporter)(endpoint=endpoint,
-                                                                       **kwargs)
+        return (FastOTLPSpanExporter if fast else OTLPSpanExporter)(endpoint=endpoint, **kwargs)
+    return (FastOTLPLogExporter if fast else OTLPLogExporter)(endpoint=endpoint, **kwargs)
 
 
 class GrpcTransport:
@@ -171,14 +185,68 @@ def _retry_delay(err: Any) -> float | None:
         return None
 
 
-def grpc_transport(signal: str, endpoint: str | None, **kwargs: Any) -> GrpcTransport | None:
-    """The transport for ``signal`` (``trace`` or ``logs``), None when the SDK's internals
-    it needs are not there (then the SDK's own exporter is used, without the buffer).
-    ``kwargs`` go to the exporter (e.g. ``compression``)."""
-    if not _supported():
-        return None
-    exporter = otlp_exporter(signal, endpoint, **kwargs)
-    if not all(hasattr(exporter, n) for n in ("_client", "_headers", "_timeout", "_channel",
-                                              "_retryable_error_codes")):
-        return None
-    return GrpcTransport(exporter)
+class PublicGrpcTransport:
+    """The disk buffer's transport on the public path: one OTLP/gRPC call per attempt on a
+    channel of grpc's public API, configured from the same ``OTEL_EXPORTER_OTLP_*`` variables
+    with the same rules (:mod:`llmgine_otel.cli.otlp_client`, also used by ``replay``)."""
+
+    _RETRY = frozenset({"retryable", "timeout", "refused"})
+
+    def __init__(self, target: Any, timeout_s: float) -> None:
+        import threading
+
+        from llmgine_otel.cli import otlp_client
+
+        self._client = otlp_client
+        self._target = target
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._channel: Any = otlp_client.grpc_channel(target)
+        self._closed = False
+
+    def send(self, payload: bytes, timeout_s: float) -> tuple[Any, float | None, str]:
+        from llmgine_otel.exporters.shipper import SendResult
+
+        channel = self._channel
+        if self._closed:
+            return SendResult.RETRY, None, "closed"
+        try:
+            outcome = self._client.send(self._target, payload, timeout_s, channel=channel)
+        except ValueError as exc:  # the channel was closed under the call (shutdown)
+            return SendResult.RETRY, None, str(exc)
+        if outcome.ok:
+            return SendResult.OK, None, ""
+        if outcome.kind in self._RETRY:
+            return SendResult.RETRY, None, outcome.detail
+        return SendResult.REJECTED, None, outcome.detail
+
+    def reset(self) -> None:
+        """A new channel, so the next attempt connects at once."""
+        with self._lock:
+            if self._closed:
+                return
+            old, self._channel = self._channel, self._client.grpc_channel(self._target)
+            old.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._channel.close()
+
+
+def grpc_transport(plan: Any) -> GrpcTransport | PublicGrpcTransport:
+    """The disk buffer's transport for ``plan`` (an OTLP/gRPC ``SignalPlan`` of traces or
+    logs): on a fast exporter's channel while the ``otlp_grpc`` fast path is on, else the
+    public one."""
+    from llmgine_otel.exporters.build import grpc_kwargs
+
+    if _fast():
+        exporter = otlp_exporter("trace" if plan.signal == "traces" else "logs",
+                                 plan.endpoint.value, **grpc_kwargs(plan.signal))
+        if all(hasattr(exporter, n) for n in _READ):
+            return GrpcTransport(exporter)
+        exporter.shutdown()
+    from llmgine_otel.cli.otlp_client import target_for
+
+    timeout = plan.options.get("timeout")
+    return PublicGrpcTransport(target_for(plan), timeout.value if timeout else 10.0)

@@ -88,7 +88,7 @@ def receiver() -> Iterator[_Receiver]:
 
 
 def test_fast_http_exporters_send_the_sdks_message_and_encode_once(
-        receiver: _Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+        receiver: _Receiver, monkeypatch: pytest.MonkeyPatch, fast_path: None) -> None:
     calls = []
     real = op.encode_spans
     monkeypatch.setattr(FastHTTPSpanExporter, "_encode",

@@ -194,3 +194,47 @@ def test_fast_exporters_deliver_what_the_sdk_would_and_encode_once(
     assert len(traces) == 2 and traces[0] == traces[1]
     assert ExportTraceServiceRequest.FromString(traces[1]) == pb_encode_spans(spans)
     assert ExportLogsServiceRequest.FromString(logs_got[-1]) == pb_encode_logs(logs)
+
+
+def test_changed_grpc_exporter_internals_send_over_the_public_path(
+        grpc_collector: _Collector, monkeypatch: pytest.MonkeyPatch, fast_path: None,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A release without one of the ``OTLPExporterMixin`` names the fast exporters override
+    (on a version that claims to be tested): the SDK's own exporter and the public gRPC
+    transport take over, with one warning; everything arrives once, through the retry."""
+    import logging
+
+    from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
+    from otel_kit import command_result, command_started
+
+    from llmgine_otel import fast_paths
+    from llmgine_otel.config import ObservabilityConfig
+    from llmgine_otel.exporters.otlp import PublicGrpcTransport
+    from llmgine_otel.telemetry import Telemetry
+
+    monkeypatch.delattr(OTLPExporterMixin, "_translate_data")
+    fast_paths._reported.clear()
+    with caplog.at_level(logging.WARNING, "llmgine_otel"):
+        tel = Telemetry(ObservabilityConfig(endpoint=f"http://127.0.0.1:{grpc_collector.port}",
+                                            emit_metrics=False, console=False))
+    assert "public API path for 'otlp_grpc': the SDK's OTLPExporterMixin has no " \
+           "_translate_data" in caplog.text
+    transports = [p.counting.inner.transport for p in (*tel.span_processors,
+                                                        *tel.log_processors)]
+    assert all(isinstance(t, PublicGrpcTransport) for t in transports)
+    for i in range(30):
+        tel.observe_event(command_started("BUS", f"c{i}", 1))
+        tel.observe_event(command_result("BUS", f"c{i}", 2))
+    report = tel.shutdown(timeout_s=10)
+    assert report.completed, report
+    spans = logs = 0
+    for service, body in grpc_collector.requests[1:]:  # the first answered UNAVAILABLE
+        if "Trace" in service:
+            req = ExportTraceServiceRequest.FromString(body)
+            spans += sum(len(s.spans) for r in req.resource_spans for s in r.scope_spans)
+        else:
+            lreq = ExportLogsServiceRequest.FromString(body)
+            logs += sum(len(s.log_records) for r in lreq.resource_logs for s in r.scope_logs)
+    snap = tel.stats.snapshot()
+    assert snap["produced"] == {"spans": 30, "logs": 60} == snap["exported"], snap
+    assert (spans, logs) == (30, 60)

@@ -312,3 +312,11 @@ class BlockedLogs(LogRecordExporter):
 
     def force_flush(self, timeout_millis=0):
         return True
+
+
+def full_queue_drops(strategy: str) -> str:
+    """What a full export queue drops under ``strategy``: the public queue path cannot reach
+    the oldest item, so it drops the new one whatever the strategy (pipeline._Managed)."""
+    from llmgine_otel import fast_paths
+
+    return strategy if fast_paths.decide("queue").enabled else "drop_newest"

@@ -14,6 +14,7 @@ from otel_kit import (
     command_result,
     command_started,
     etype,
+    full_queue_drops,
     llm_finished,
     llm_started,
     session_end,
@@ -180,11 +181,11 @@ def test_strategy_drops_are_counted_by_reason(pipeline: Any, strategy: str) -> N
     assert report.seconds < 10
     st = tel.stats
     for signal in ("spans", "logs"):
-        reason = f"{signal}:queue_full_{strategy}"
+        reason = f"{signal}:queue_full_{full_queue_drops(strategy)}"
         assert st.snapshot()["dropped"].get(reason, 0) > 0, st.snapshot()
         assert st.exported[signal] + st.dropped_total(signal) == st.produced[signal]
     kept = [s for ex in span_ex for s in ex.got]
-    if strategy == "drop_newest":  # the oldest stay: the first sessions are complete
+    if full_queue_drops(strategy) == "drop_newest":  # the oldest stay: first sessions complete
         assert any(s.attributes.get("llmgine.session.id") == "s0" for s in kept)
     else:  # the newest stay
         assert any(s.attributes.get("llmgine.session.id") == "s99" for s in kept)
@@ -263,12 +264,17 @@ def test_otlp_gzip_compression_is_configured_the_standard_way(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from grpc import Compression
 
+    from llmgine_otel.exporters.otlp import PublicGrpcTransport
+
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
     tel = Telemetry(ObservabilityConfig(endpoint="http://127.0.0.1:9", emit_metrics=False))
     try:
         for p in (tel.span_processors[0], tel.log_processors[0]):
-            shipper = p.counting.inner  # the disk buffer's sender; its gRPC exporter:
-            assert shipper.transport._exporter._compression == Compression.Gzip
+            transport = p.counting.inner.transport  # the disk buffer's sender's
+            if isinstance(transport, PublicGrpcTransport):
+                assert transport._target.compression == "gzip"
+            else:  # the fast path: on a gRPC exporter of the SDK
+                assert transport._exporter._compression == Compression.Gzip
     finally:
         tel.shutdown(timeout_s=1)
 

@@ -17,6 +17,8 @@ from llmgine_otel import fast_paths, span_factory
 from llmgine_otel.config import ConfigError
 from llmgine_otel.span_factory import DirectSpan
 
+pytestmark = pytest.mark.usefixtures("fast_path")  # tests of the fast paths themselves
+
 
 @pytest.fixture(autouse=True)
 def fresh_decisions() -> Iterator[None]:
@@ -128,3 +130,30 @@ def test_without_the_check_that_change_loses_the_spans(monkeypatch: pytest.Monke
     run_session(h)
     assert h.outcomes.get("rejected")
     h.close()
+
+
+def test_a_renamed_batch_queue_switches_to_the_public_queue_path(
+        pipeline: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A release that renames the batch processor's ``_queue`` (on a version that claims to
+    be tested) turns the queue fast path off at setup, with one warning, and the identity
+    still holds exactly, drops included."""
+    from opentelemetry.sdk._shared_internal import BatchProcessor
+
+    # The SDK's own code still works (it goes through the property); ours must not see it.
+    monkeypatch.setattr(BatchProcessor, "_queue", property(
+        lambda self: self._items, lambda self, v: setattr(self, "_items", v)), raising=False)
+    with caplog.at_level(logging.WARNING, "llmgine_otel"):
+        tel, gate, span_ex, _ = pipeline(queue_size=10)
+    assert "public API path for 'queue': the SDK batch processor has no _queue" in caplog.text
+    assert not any(p.fast for p in (*tel.span_processors, *tel.log_processors))
+    for i in range(40):
+        tel.observe_event(command_started("BUS", f"c{i}", 1))
+        tel.observe_event(command_result("BUS", f"c{i}", 2))
+    gate.open.set()
+    tel.shutdown(timeout_s=5)
+    snap = tel.stats.snapshot()
+    for sig, n in (("spans", 40), ("logs", 80)):
+        dropped = sum(v for k, v in snap["dropped"].items() if k.startswith(sig + ":"))
+        assert snap["produced"][sig] == n == snap["exported"].get(sig, 0) + dropped, snap
+    assert sum(len(e.got) for e in span_ex) == snap["exported"]["spans"]

@@ -8,6 +8,7 @@ from typing import Any
 from otel_kit import (
     command_result,
     command_started,
+    full_queue_drops,
     llm_finished,
     llm_started,
     session_start,
@@ -86,7 +87,8 @@ def test_prometheus_text_has_self_metrics(pipeline):
                     (handler, "otel"))] > 0
     dropped = [v for (name, *labels), v in samples.items()
                if name == "llmgine_observability_dropped_total"
-               and ("llmgine_observability_drop_reason", "queue_full_drop_oldest") in labels]
+               and ("llmgine_observability_drop_reason",
+                    f"queue_full_{full_queue_drops('drop_oldest')}") in labels]
     assert dropped and sum(dropped) > 0
     assert samples[("llmgine_observability_queue_size",
                     ("llmgine_observability_signal", "spans"))] <= 2

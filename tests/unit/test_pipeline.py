@@ -7,7 +7,7 @@ import time
 from collections import Counter
 
 import pytest
-from otel_kit import command_result, command_started, session_end, session_start
+from otel_kit import command_result, command_started, full_queue_drops, session_end, session_start
 
 from llmgine_otel.pipeline import SessionSampler
 from llmgine_otel.telemetry import Telemetry
@@ -34,8 +34,8 @@ def test_produced_equals_exported_plus_dropped(pipeline, strategy):
     assert gate.entered.wait(5) and gate.log_entered.wait(5)
     _produce(tel, 5, 200)  # 10 more of each fit in the queues; the rest is dropped
     snap = tel.stats.snapshot()
-    assert snap["dropped"].get(f"spans:queue_full_{strategy}", 0) > 0
-    assert snap["dropped"].get(f"logs:queue_full_{strategy}", 0) > 0
+    assert snap["dropped"].get(f"spans:queue_full_{full_queue_drops(strategy)}", 0) > 0
+    assert snap["dropped"].get(f"logs:queue_full_{full_queue_drops(strategy)}", 0) > 0
     assert snap["queue_size"] == {"spans": 10, "logs": 10}
     gate.open.set()
     report = tel.shutdown(timeout_s=5)
@@ -48,7 +48,7 @@ def test_produced_equals_exported_plus_dropped(pipeline, strategy):
                                   "logs": 410 - len(log_ex[0].got)}
     ids = sorted(s.attributes.get("llmgine.command.id", s.name) for s in span_ex[0].got)
     assert 11 <= len(ids) <= 15  # the blocked batch(es) of the first 5, then a full queue
-    if strategy == "drop_newest":
+    if full_queue_drops(strategy) == "drop_newest":
         assert ids[0] == "c00000"  # the oldest were kept
         assert "c00204" not in ids
     else:
@@ -264,3 +264,32 @@ def test_identity_is_exact_under_forced_thread_switches(pipeline):
     assert snap["exported"] == {"spans": 4 * sessions, "logs": 7 * sessions}
     assert sum(len(e.got) for e in span_ex) == 4 * sessions
     assert sum(len(e.got) for e in log_ex) == 7 * sessions
+
+
+@pytest.mark.parametrize("blocked", [False, True])
+def test_identity_counts_only_what_this_package_made(pipeline, blocked):
+    """Spans and log records of other instrumentation on the same providers (the app's own
+    tracer, the logging bridge) are exported but kept out of the identity: produced ==
+    exported + dropped holds exactly for what this package made, also when the queue is
+    full and drops mix both kinds."""
+    tel, gate, span_ex, log_ex = pipeline(queue_size=10)
+    if not blocked:
+        gate.open.set()
+    app_tracer = tel.tracer_provider.get_tracer("app")
+    app_logger = tel.logger_provider.get_logger("app")
+    for i in range(60 if blocked else 3):
+        with app_tracer.start_as_current_span(f"app work {i}"):
+            app_logger.emit(body=f"app line {i}")
+        _produce(tel, i, 1)
+    gate.open.set()
+    tel.shutdown(timeout_s=5)
+    snap = _check_accounting(tel)
+    n = 60 if blocked else 3
+    assert snap["produced"] == {"spans": n, "logs": 2 * n}
+    got = [s.name for e in span_ex for s in e.got]
+    if blocked:
+        assert snap["dropped"].get(f"spans:queue_full_{full_queue_drops('drop_oldest')}"), snap
+    else:
+        assert sum(name.startswith("app work") for name in got) == n  # exported, not counted
+        assert sum(len(e.got) for e in log_ex) == 3 * n  # the app's lines too
+        assert snap["exported"] == {"spans": n, "logs": 2 * n}

@@ -22,6 +22,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from llmgine_otel.span_factory import DirectSpan, span_factory
 
+pytestmark = pytest.mark.usefixtures("fast_path")  # tests of the fast paths themselves
+
 
 class _Ids(IdGenerator):
     """Deterministic ids, so a direct span and an SDK span can be compared field by field."""
