@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, types, then pytest (unit, real llmgine, real Collector/Jaeger)
-# on Python 3.12, and the suite's core on Python 3.13.
+# on Python 3.12 (the fast paths), and the suite's core on Python 3.13 (the public API path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -22,14 +22,18 @@ fi
 echo "== pytest (Python 3.12)"
 status=0
 $PY -m pytest -q -p no:cacheprovider || status=$?
-# The core on Python 3.13: everything that runs this package's code in the interpreter
-# (mapping, translator, pipeline, encoders, exporters, CLI: tests/unit, tests/files) and the
-# real llmgine 0.0.1 with litellm and the zero-code start (tests/llmgine). The end-to-end and
-# reliability suites exercise the same Python code against the Collector, Jaeger and faults;
-# they run once, on 3.12 (on 3.13 they would double the suite's time).
+# The core on Python 3.13, on the public API path (LLMGINE_OTEL_PUBLIC_PATH=true: no SDK
+# private names; llmgine_otel/fast_paths.py): everything that runs this package's code in the
+# interpreter (mapping, translator, pipeline, encoders, exporters, CLI: tests/unit,
+# tests/files), the real llmgine 0.0.1 with litellm and the zero-code start (tests/llmgine),
+# and the reliability targets that exercise the accounting, the disk buffer and stop signals
+# against the real Collector (clean shutdown, the 30 s outage, SIGTERM, kill -9, disk full).
+# The 3.12 run above is the fast path (tests of a fast path itself pin it on either way).
 if [ "${LLMGINE_OTEL_SKIP_PY313:-}" != "1" ]; then
-  echo "== pytest core (Python 3.13)"
-  .venv313/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/files tests/llmgine \
-    || status=$?
+  echo "== pytest core (Python 3.13, public API path)"
+  LLMGINE_OTEL_PUBLIC_PATH=true LLMGINE_RELIABILITY_OUTAGES=30 .venv313/bin/python -m pytest \
+    -q -p no:cacheprovider tests/unit tests/files tests/llmgine \
+    tests/reliability/test_delivery.py tests/reliability/test_signals.py \
+    tests/reliability/test_buffer.py -k "not memory and not bounded_shutdown" || status=$?
 fi
 exit "$status"

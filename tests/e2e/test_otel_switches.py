@@ -35,6 +35,7 @@ from support.collector import (
     start_collector,
     wait_for,
 )
+from support.hermetic import left_out
 from support.pki import Pki, make_pki
 
 from llmgine_otel import configure
@@ -92,7 +93,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 
     def clear() -> None:
         for k in list(os.environ):
-            if k.startswith(("OTEL_", "LLMGINE_OTEL_", "LLMGINE_OBSERVABILITY_")):
+            if left_out(k):
                 monkeypatch.delenv(k)
         for k, v in FAST.items():
             monkeypatch.setenv(k, v)

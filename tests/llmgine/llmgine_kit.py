@@ -4,7 +4,9 @@ and span-tree look-ups."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk._logs import LoggerProvider
@@ -15,6 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from llmgine_otel.config import ObservabilityConfig
 from llmgine_otel.translate import OTelHandler
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (also in child processes)
+from support.hermetic import left_out
 
 # llmgine keeps scheduled events in ./message_bus.db unless told otherwise; litellm fetches
 # its price map from GitHub at import unless told otherwise. Tests stay local.
@@ -103,7 +108,7 @@ def read_jsonl_spans(path: Any) -> list[dict[str, Any]]:
 def offline_env(**extra: str) -> dict[str, str]:
     """The environment for a child process: no OTLP endpoint, no llmgine database file."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OTEL_", "LLMGINE_OTEL_", "LLMGINE_OBSERVABILITY_"))}
+           if not left_out(k)}
     env.update(LLMGINE_DB_URL="sqlite://", LITELLM_LOCAL_MODEL_COST_MAP="True",
                PYTHONDONTWRITEBYTECODE="1")
     env.update(extra)

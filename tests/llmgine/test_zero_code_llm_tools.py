@@ -26,6 +26,7 @@ from support.collector import (
     start_collector,
     wait_for,
 )
+from support.hermetic import left_out
 from support.openai_server import (
     CACHED_TOKENS,
     COMPLETION_TOKENS,
@@ -55,7 +56,7 @@ OPENAI_V2_SCOPE = "opentelemetry.instrumentation.openai_v2"
 
 def run_app(tmp_path: Path, server: OpenAIServer, endpoint: str, **extra: str) -> str:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OTEL_", "LLMGINE_OTEL_", "LLMGINE_OBSERVABILITY_"))}
+           if not left_out(k)}
     env.update(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
                OPENAI_API_BASE=server.base_url, OPENAI_API_KEY="test-key",
                LITELLM_LOCAL_MODEL_COST_MAP="True", LLMGINE_DB_URL="sqlite://",

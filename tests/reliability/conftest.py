@@ -23,6 +23,7 @@ if _UNIT not in sys.path:  # test_bad_input imports otel_kit; tests/unit is coll
     sys.path.append(_UNIT)
 
 from support.collector import COLLECTOR_DIR, RunningCollector, start_collector  # noqa: E402
+from support.hermetic import left_out  # noqa: E402
 
 from llmgine_otel import configure  # noqa: E402
 from llmgine_otel.telemetry import Telemetry  # noqa: E402
@@ -71,7 +72,7 @@ def record_figures(test: str, **values: Any) -> None:
 def otel_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """A hermetic environment: no inherited OTEL_*/LLMGINE_* settings, plus SDK_ENV."""
     for k in list(os.environ):
-        if k.startswith(("OTEL_", "LLMGINE_OBSERVABILITY_", "LLMGINE_OTEL_")):
+        if left_out(k):
             monkeypatch.delenv(k, raising=False)
     for k, v in SDK_ENV.items():
         monkeypatch.setenv(k, v)

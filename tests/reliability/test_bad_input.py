@@ -26,6 +26,7 @@ from llmgine.messages.events import (
     EventHandlerFailedEvent,
 )
 from otel_kit import is_ours, translator_failures
+from support.hermetic import left_out
 
 from llmgine_otel.events import (
     AgentInvocationFinishedEvent,
@@ -280,7 +281,7 @@ def bad_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     kinds: Counter[str] = Counter()
     with pytest.MonkeyPatch.context() as mp, collector(tmp_path / "col") as col:
         for k in list(os.environ):
-            if k.startswith(("OTEL_", "LLMGINE_OBSERVABILITY_", "LLMGINE_OTEL_")):
+            if left_out(k):
                 mp.delenv(k, raising=False)
         for k, v in SDK_ENV.items():
             mp.setenv(k, v)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from support.collector import free_port
+from support.hermetic import left_out
 
 from reliability._workload import (
     LOGS_PER_SESSION,
@@ -40,7 +41,7 @@ APP = Path(__file__).resolve().parent / "_buffer_app.py"
 
 def _env(tmp_path: Path, endpoint: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OTEL_", "LLMGINE_OBSERVABILITY_", "LLMGINE_OTEL_"))}
+           if not left_out(k)}
     env.update(SDK_ENV)
     env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "LLMGINE_OTEL_CONSOLE": "false",
                 "LLMGINE_OTEL_DIR": str(tmp_path / "app"),

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from support.collector import free_port
+from support.hermetic import left_out
 
 from reliability._workload import (
     EVENTS_PER_SESSION,
@@ -221,7 +222,7 @@ def outage(request: pytest.FixtureRequest) -> dict[str, Any]:
     proc = psutil.Process()
     with pytest.MonkeyPatch.context() as mp:
         for k in list(os.environ):
-            if k.startswith(("OTEL_", "LLMGINE_OBSERVABILITY_", "LLMGINE_OTEL_")):
+            if left_out(k):
                 mp.delenv(k, raising=False)
         for k, v in SDK_ENV.items():
             mp.setenv(k, v)
@@ -515,7 +516,7 @@ def memory_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp_path = tmp_path_factory.mktemp("memory")
     port = free_port()
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OTEL_", "LLMGINE_OBSERVABILITY_", "LLMGINE_OTEL_"))}
+           if not left_out(k)}
     env.update(SDK_ENV)
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve().parent / "_memory_app.py"),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.hermetic import left_out
 
 from reliability._workload import (
     LOGS_PER_SESSION,
@@ -37,7 +38,7 @@ BOUND = 5.0  # the default LLMGINE_OTEL_SHUTDOWN_TIMEOUT
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OTEL_", "LLMGINE_OBSERVABILITY_", "LLMGINE_OTEL_"))}
+           if not left_out(k)}
     # The SDK's default batch delays (not SDK_ENV's), so spans are still queued at the
     # signal; the trace shape of the rest of the suite (6 spans per session).
     env.update({"LLMGINE_OTEL_CONSOLE": "false", "PYTHONUNBUFFERED": "1",

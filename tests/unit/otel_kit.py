@@ -320,3 +320,4 @@ def full_queue_drops(strategy: str) -> str:
     from llmgine_otel import fast_paths
 
     return strategy if fast_paths.decide("queue").enabled else "drop_newest"
+
