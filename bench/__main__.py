@@ -73,6 +73,13 @@ def table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 ok = "meets" if s["wall"]["median"] <= r["null"]["target_ratio"] else "MISSES"
                 rows.append(("1 overhead", f"[{key}] ratio {n}", _m(s["wall"], 1, "{:.2f}"),
                              f"<= 1.10: {ok}; cpu {_m(s['cpu'], 1, '{:.2f}')}"))
+            for n, pth in sub.get("paths", {}).items():
+                rows.append(("1 overhead", f"[{key}] path of {n}", pth["spans"],
+                             f"queue fast {pth['queue_fast']}; export {pth['exporters']}"))
+            s = sub.get("public_vs_fast")
+            if s:
+                rows.append(("1 overhead", f"[{key}] ratio ours public path / ours fast path",
+                             _m(s["wall"], 1, "{:.2f}"), f"cpu {_m(s['cpu'], 1, '{:.2f}')}"))
     r = results.get("baseline")
     if r and "error" not in r:
         for n, s in r["sides"].items():

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmgine_otel.metrics import SelfStats
+from llmgine_otel.self_stats import SelfStats
 
 __all__ = ["DiskBuffer", "Entry", "describe", "writable"]
 

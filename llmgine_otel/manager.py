@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from llmgine_otel.config import ObservabilityConfig
-from llmgine_otel.metrics import SelfStats
+from llmgine_otel.self_stats import SelfStats
 
 if TYPE_CHECKING:
     import asyncio

@@ -32,7 +32,7 @@ from opentelemetry import _logs, metrics, trace
 
 from llmgine_otel.config import ObservabilityConfig
 from llmgine_otel.manager import ObservabilityManager
-from llmgine_otel.metrics import SelfStats
+from llmgine_otel.self_stats import SelfStats
 from llmgine_otel.translate import OTelHandler
 
 __all__ = ["BorrowedTelemetry", "app_providers", "is_set", "telemetry_for"]

@@ -33,7 +33,6 @@ from llmgine_otel.manager import ObservabilityManager
 from llmgine_otel.metrics import (
     PullableReader,
     SelfMetrics,
-    SelfStats,
     SpanMetrics,
     SpanMetricsProcessor,
     histogram_views,
@@ -47,11 +46,12 @@ from llmgine_otel.pipeline import (
     LogSink,
     ManagedLogProcessor,
     ManagedSpanProcessor,
-    PrivateIdGenerator,
-    SessionSampler,
     ShardedLogProcessor,
     ShardedSpanProcessor,
 )
+from llmgine_otel.sampling import SessionSampler
+from llmgine_otel.self_stats import SelfStats
+from llmgine_otel.trace_ids import PrivateIdGenerator
 from llmgine_otel.translate import OTelHandler
 
 __all__ = ["ShutdownReport", "Telemetry", "configure", "get_telemetry"]

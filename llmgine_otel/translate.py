@@ -45,9 +45,10 @@ from llmgine_otel.mapping import (
     Rule,
     held_content_families,
 )
-from llmgine_otel.metrics import SelfStats, SpanMetrics, SpanMetricsProcessor
+from llmgine_otel.metrics import SpanMetrics, SpanMetricsProcessor
 from llmgine_otel.open_spans import OpenSpan, SpanTable
 from llmgine_otel.propagation import parse_traceparent, trace_state
+from llmgine_otel.self_stats import SelfStats
 from llmgine_otel.span_attributes import current_span_attributes
 from llmgine_otel.span_factory import DirectSpan, span_factory
 

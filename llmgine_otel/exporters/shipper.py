@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from llmgine_otel.buffer import DiskBuffer, Entry
-from llmgine_otel.metrics import SelfStats
+from llmgine_otel.self_stats import SelfStats
 
 __all__ = ["SendResult", "Shipper", "Transport"]
 

@@ -15,7 +15,7 @@ import pytest
 
 from llmgine_otel.buffer import DiskBuffer, describe, writable
 from llmgine_otel.exporters.shipper import SendResult, Shipper
-from llmgine_otel.metrics import SelfStats
+from llmgine_otel.self_stats import SelfStats
 
 
 def _buffer(root: Path, stats: SelfStats | None = None, **kw: Any) -> DiskBuffer:

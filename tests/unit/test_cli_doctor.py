@@ -219,7 +219,7 @@ def test_doctor_shows_the_disk_buffer_size_and_age(
     import time
 
     from llmgine_otel.buffer import DiskBuffer
-    from llmgine_otel.metrics import SelfStats
+    from llmgine_otel.self_stats import SelfStats
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{live}")
     monkeypatch.setenv("LLMGINE_OTEL_BUFFER_DIR", str(tmp_path / "buf"))

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from otel_kit import command_result, command_started, full_queue_drops, session_end, session_start
 
-from llmgine_otel.pipeline import SessionSampler
+from llmgine_otel.sampling import SessionSampler
 from llmgine_otel.telemetry import Telemetry
 
 
