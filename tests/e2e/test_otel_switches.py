@@ -574,3 +574,98 @@ def test_OTEL_EXPORTER_OTLP_COMPRESSION_gzip_shrinks_what_is_sent(
             proxy.close()
     assert sizes["none"] > 13_000, sizes
     assert sizes["gzip"] < sizes["none"] / 3, sizes
+
+
+def _signal_url(base: str, protocol: str, signal: str) -> str:
+    """``signal``'s own endpoint at ``base`` (per-signal OTLP/HTTP URLs are used as given)."""
+    path = {"spans": "traces", "logs": "logs", "metrics": "metrics"}[signal]
+    return base if protocol == "grpc" else f"{base}/v1/{path}"
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("signal", SIGNALS)
+def test_OTEL_EXPORTER_OTLP_signal_TIMEOUT_beats_the_general_one(
+        signal: str, protocol: str, col: RunningCollector, env: Callable[..., None],
+        tmp_path: Path) -> None:
+    # General: 3 s; one signal: 0.5 s. One signal at a time goes to an endpoint that never
+    # answers (its own endpoint variable), the others to the Collector: shutdown waits for
+    # the export to the black hole, which gives up after its signal's timeout. Over HTTP
+    # the batch is then dropped; over gRPC the disk buffer keeps it, and its shipper,
+    # stopping, tries it once more from disk: two timeouts.
+    up = _ENV_SIGNAL[signal]
+    other = "logs" if signal == "spans" else "spans"
+    counted = {"spans": 1, "logs": 2}  # metrics have no export counter
+    took = {}
+    with _blackhole() as port:
+        for slow in (signal, other):
+            env(_clear=True, OTEL_EXPORTER_OTLP_ENDPOINT=_url(col, protocol),
+                OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_TIMEOUT="3",
+                **{f"OTEL_EXPORTER_OTLP_{up}_TIMEOUT": "0.5",
+                   f"OTEL_EXPORTER_OTLP_{_ENV_SIGNAL[slow]}_ENDPOINT":
+                       _signal_url(f"http://127.0.0.1:{port}", protocol, slow)})
+            svc = marker()
+            t0 = time.monotonic()
+            tel, _ = emit(tmp_path / slow, svc)
+            took[slow] = time.monotonic() - t0
+            arrives(col, svc, *(s for s in SIGNALS if s != slow))
+            if slow in counted:  # gave up at its timeout, not at the 10 s shutdown bound
+                assert failed(tel, slow) == counted[slow], tel.stats.snapshot()
+                assert dropped(tel, slow, "shutdown_timeout") == 0, tel.stats.snapshot()
+            for s in counted:
+                if s != slow:
+                    assert exported(tel, s) == counted[s], tel.stats.snapshot()
+    assert took[signal] < 2, took  # its own 0.5 s (once or twice), not the general 3 s
+    assert 2.9 < took[other] < 8, took  # the general 3 s, not 0.5 s nor the shutdown bound
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("signal", SIGNALS)
+def test_OTEL_EXPORTER_OTLP_signal_COMPRESSION_beats_the_general_one(
+        signal: str, protocol: str, col: RunningCollector, env: Callable[..., None],
+        tmp_path: Path) -> None:
+    # Each signal through its own byte-counting proxy (its own endpoint variable), every one
+    # carrying ~13 KB of compressible text (in the span, the log records and, as the model
+    # name, in the metrics' attributes). Sizes with no compression anywhere, then with one
+    # signal's compression against the general one both ways.
+    up = _ENV_SIGNAL[signal]
+    url = _url(col, protocol)
+    host, port = url.removeprefix("http://").split(":")
+    text = "the quick brown fox jumps over the lazy dog " * 300
+    model = "gpt-" + "lazy-dog-" * 200
+    runs = {"none": {}, "signal-gzip": {f"OTEL_EXPORTER_OTLP_{up}_COMPRESSION": "gzip"},
+            "general-gzip": {"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+                             f"OTEL_EXPORTER_OTLP_{up}_COMPRESSION": "none"}}
+    sizes: dict[str, dict[str, int]] = {}
+    for run, variables in runs.items():
+        proxies = {s: _CountingProxy((host, int(port))) for s in SIGNALS}
+        try:
+            env(_clear=True, **{
+                "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+                "OTEL_EXPORTER_OTLP_COMPRESSION": "none",
+                "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_AND_EVENT",
+                **{f"OTEL_EXPORTER_OTLP_{_ENV_SIGNAL[s]}_ENDPOINT":
+                   _signal_url(f"http://127.0.0.1:{p.port}", protocol, s)
+                   for s, p in proxies.items()},
+                **variables})
+            svc = marker()
+            tel = configure(set_global=False, console=False, output_dir=tmp_path / run / "local",
+                            service_name=svc)
+            start = LLMCallStartedEvent(model=model, provider="openai",
+                                        messages=[{"role": "user", "content": text}])
+            tel.observe_event(start)
+            tel.observe_event(LLMCallFinishedEvent(call_id=start.call_id, input_tokens=3,
+                                                   output_tokens=5, response_model=model))
+            report = tel.shutdown(timeout_s=10)
+            assert report.completed, report
+            arrives(col, svc, *SIGNALS)
+            sizes[run] = {s: p.sent for s, p in proxies.items()}
+        finally:
+            for p in proxies.values():
+                p.close()
+    base, gz, ungz = sizes["none"], sizes["signal-gzip"], sizes["general-gzip"]
+    assert all(base[s] > 13_000 for s in SIGNALS), sizes
+    for s in SIGNALS:
+        if s == signal:  # its own variable, over the general one
+            assert gz[s] < base[s] / 3 and ungz[s] > base[s] * 0.8, sizes
+        else:  # the general one
+            assert gz[s] > base[s] * 0.8 and ungz[s] < base[s] / 3, sizes
