@@ -433,6 +433,50 @@ def test_OTEL_EXPORTER_OTLP_CLIENT_KEY_and_CLIENT_CERTIFICATE_for_mtls(
         assert got(mtls, anonymous) == Counter()
 
 
+@pytest.fixture(scope="module")
+def mtls_col(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[RunningCollector]:
+    with start_collector(COLLECTOR_DIR / "otelcol-tls.yaml", _tls_env(pki, client_ca=True),
+                         workdir=tmp_path_factory.mktemp("mtls")) as c:
+        yield c
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("signal", SIGNALS)
+def test_OTEL_EXPORTER_OTLP_signal_CLIENT_KEY_and_CLIENT_CERTIFICATE_beat_the_general_ones(
+        signal: str, protocol: str, mtls_col: RunningCollector, pki: Pki,
+        env: Callable[..., None], tmp_path: Path) -> None:
+    # General: a client certificate of another CA, which the mTLS receiver refuses; one
+    # signal: the client certificate it trusts (the CA file stays the general one).
+    other = make_pki(tmp_path / "other-pki")
+    up = _ENV_SIGNAL[signal]
+    env(OTEL_EXPORTER_OTLP_ENDPOINT=_url(mtls_col, protocol, tls=True),
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_TIMEOUT="3",
+        OTEL_EXPORTER_OTLP_CERTIFICATE=pki.ca,
+        OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer%20{TOKEN}",
+        OTEL_EXPORTER_OTLP_CLIENT_KEY=other.client_key,
+        OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=other.client_cert,
+        **{f"OTEL_EXPORTER_OTLP_{up}_CLIENT_KEY": pki.client_key,
+           f"OTEL_EXPORTER_OTLP_{up}_CLIENT_CERTIFICATE": pki.client_cert})
+    svc = marker()
+    tel, _ = emit(tmp_path / "run", svc)
+    arrives(mtls_col, svc, signal)
+    counted = {"spans": 1, "logs": 2}  # metrics have no export counter
+    for s, n in counted.items():
+        if s == signal:
+            assert exported(tel, s) == n and failed(tel, s) == 0, tel.stats.snapshot()
+        else:
+            assert exported(tel, s) == 0 and failed(tel, s) == n, tel.stats.snapshot()
+    # The general client certificate, made the trusted one: every signal arrives (after
+    # the first run's, had any of them been taken).
+    env(OTEL_EXPORTER_OTLP_CLIENT_KEY=pki.client_key,
+        OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=pki.client_cert)
+    control = marker()
+    emit(tmp_path / "control", control)
+    arrives(mtls_col, control, *SIGNALS)
+    c = got(mtls_col, svc)
+    assert all(bool(c[s]) == (s == signal) for s in SIGNALS), c
+
+
 def test_OTEL_EXPORTER_OTLP_INSECURE_for_an_endpoint_without_scheme(
         col: RunningCollector, env: Callable[..., None], tmp_path: Path) -> None:
     env(OTEL_EXPORTER_OTLP_ENDPOINT=col.grpc_hostport, OTEL_EXPORTER_OTLP_TIMEOUT="3",
