@@ -26,14 +26,17 @@ $PY -m pytest -q -p no:cacheprovider || status=$?
 # private names; llmgine_otel/fast_paths.py): everything that runs this package's code in the
 # interpreter (mapping, translator, pipeline, encoders, exporters, CLI: tests/unit,
 # tests/files), the real llmgine 0.0.1 with litellm and the zero-code start (tests/llmgine),
-# and the reliability targets that exercise the accounting, the disk buffer and stop signals
-# against the real Collector (clean shutdown, the 30 s outage, SIGTERM, kill -9, disk full).
+# the reliability targets that exercise the accounting, the disk buffer and stop signals
+# against the real Collector (clean shutdown, the 30 s outage, SIGTERM, kill -9, disk full),
+# and every standard OTEL_* switch against the real Collector (the disk buffer sends OTLP/gRPC
+# through its own transport on this path).
 # The 3.12 run above is the fast path (tests of a fast path itself pin it on either way).
 if [ "${LLMGINE_OTEL_SKIP_PY313:-}" != "1" ]; then
   echo "== pytest core (Python 3.13, public API path)"
   LLMGINE_OTEL_PUBLIC_PATH=true LLMGINE_RELIABILITY_OUTAGES=30 .venv313/bin/python -m pytest \
     -q -p no:cacheprovider tests/unit tests/files tests/llmgine \
     tests/reliability/test_delivery.py tests/reliability/test_signals.py \
-    tests/reliability/test_buffer.py -k "not memory and not bounded_shutdown" || status=$?
+    tests/reliability/test_buffer.py tests/e2e/test_otel_switches.py \
+    -k "not memory and not bounded_shutdown" || status=$?
 fi
 exit "$status"
