@@ -26,13 +26,15 @@ $PY -m pytest -q -p no:cacheprovider || status=$?
 # private names; llmgine_otel/fast_paths.py): everything that runs this package's code in the
 # interpreter (mapping, translator, pipeline, encoders, exporters, CLI: tests/unit,
 # tests/files), the real llmgine 0.0.1 with litellm and the zero-code start (tests/llmgine),
-# and the reliability targets against the real Collector (all but the 120 s outage and the
-# 1,000,000-event memory run, which pin the in-memory queue's bound the public path shares).
+# the reliability targets against the real Collector (all but the 120 s outage and the
+# 1,000,000-event memory run, which pin the in-memory queue's bound the public path shares),
+# and every standard OTEL_* switch against the real Collector (the disk buffer sends OTLP/gRPC
+# through its own transport on this path).
 # The 3.12 run above is the fast path (tests of a fast path itself pin it on either way).
 if [ "${LLMGINE_OTEL_SKIP_PY313:-}" != "1" ]; then
   echo "== pytest core (Python 3.13, public API path)"
   LLMGINE_OTEL_PUBLIC_PATH=true LLMGINE_RELIABILITY_OUTAGES=30 .venv313/bin/python -m pytest \
     -q -p no:cacheprovider tests/unit tests/files tests/llmgine tests/reliability \
-    -k "not memory" || status=$?
+    tests/e2e/test_otel_switches.py -k "not memory" || status=$?
 fi
 exit "$status"

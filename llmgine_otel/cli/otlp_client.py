@@ -19,7 +19,8 @@ from urllib.parse import urlparse
 
 from llmgine_otel.otel_env import SignalPlan
 
-__all__ = ["Outcome", "Target", "grpc_channel", "http_session", "probe", "send", "target_for"]
+__all__ = ["Outcome", "Target", "grpc_channel", "grpc_credentials", "http_session", "probe", "send",
+           "target_for"]
 
 _GRPC_METHOD = {
     "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
@@ -89,14 +90,24 @@ def grpc_channel(target: Target) -> Any:
     compression = grpc.Compression.Gzip if target.compression == "gzip" else None
     if not tls:
         return grpc.insecure_channel(hp, compression=compression)
+    creds = grpc_credentials(target.certificate, target.client_key, target.client_certificate)
+    return grpc.secure_channel(hp, creds, compression=compression)
+
+
+def grpc_credentials(certificate: str | None, client_key: str | None,
+                     client_certificate: str | None) -> Any:
+    """TLS channel credentials from PEM files: the CA (unset: the system's), and the client
+    key and certificate (mTLS). The one place gRPC credentials are made from the
+    ``OTEL_EXPORTER_OTLP_*`` files, for this module's channels and the exporters'
+    (``exporters.build.grpc_kwargs``)."""
+    import grpc
 
     def read(path: str | None) -> bytes | None:
         return Path(path).read_bytes() if path else None
 
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=read(target.certificate), private_key=read(target.client_key),
-        certificate_chain=read(target.client_certificate))
-    return grpc.secure_channel(hp, creds, compression=compression)
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(certificate), private_key=read(client_key),
+        certificate_chain=read(client_certificate))
 
 
 def http_session(target: Target) -> Any:

@@ -7,7 +7,9 @@
 and log records get the direct wire encoder on both protocols (``exporters/otlp.py`` for gRPC,
 ``exporters/otlp_http.py`` for HTTP); metrics use the SDK's exporters. Every option other than
 the endpoint (headers, certificate, client key and certificate, compression, timeout,
-insecure) is read by the SDK exporter from the environment.
+insecure) is read by the SDK exporter from the environment, except two that the OTLP/gRPC
+exporters get as arguments (:func:`grpc_kwargs`: compression ``none``, and the TLS files
+taken option by option).
 """
 
 from __future__ import annotations
@@ -42,20 +44,42 @@ def otlp_exporter(signal: str, protocol: str, endpoint: str) -> Any:
 
 
 def grpc_kwargs(signal: str) -> dict[str, Any]:
-    """Arguments for the SDK's gRPC exporters of ``signal``. The spec allows
-    OTEL_EXPORTER_OTLP_COMPRESSION=none; the SDK's gRPC exporters raise on it, so "none" is
-    passed as an argument (which they then do not read)."""
-    if _compression(signal) == "none":
+    """Arguments for the SDK's gRPC exporters of ``signal``, where their own reading of the
+    variables departs from the spec:
+
+    - the spec allows OTEL_EXPORTER_OTLP_COMPRESSION=none; the SDK's gRPC exporters raise on
+      it, so "none" is passed as an argument (which they then do not read);
+    - the TLS files (CA, client key, client certificate) are taken option by option, the
+      per-signal variable first, as the SDK's OTLP/HTTP exporters, ``doctor`` and the disk
+      buffer's public transport do. The SDK's gRPC exporters read a signal's client key and
+      certificate only when that signal's CA variable is set too (and then ignore the general
+      ones), and the general client key only with the general CA; so the credentials are
+      made here and passed, unless an SDK credential provider is configured (then it
+      decides, as in the SDK)."""
+    kw: dict[str, Any] = {}
+    if _option(signal, "COMPRESSION").lower() == "none":
         from grpc import Compression
 
-        return {"compression": Compression.NoCompression}
-    return {}
+        kw["compression"] = Compression.NoCompression
+    files = [_option(signal, o) or None for o in ("CERTIFICATE", "CLIENT_KEY",
+                                                   "CLIENT_CERTIFICATE")]
+    provider = ("OTEL_PYTHON_EXPORTER_OTLP_GRPC_CREDENTIAL_PROVIDER",
+                f"OTEL_PYTHON_EXPORTER_OTLP_GRPC_{signal.upper()}_CREDENTIAL_PROVIDER")
+    if any(files) and not any(os.environ.get(v, "").strip() for v in provider):
+        from llmgine_otel.cli.otlp_client import grpc_credentials
+
+        kw["credentials"] = grpc_credentials(*files)
+    return kw
 
 
-def _compression(signal: str) -> str:
-    raw = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_COMPRESSION") or \
-        os.environ.get("OTEL_EXPORTER_OTLP_COMPRESSION") or ""
-    return raw.strip().lower()
+def _option(signal: str, option: str) -> str:
+    """An exporter option's value: ``OTEL_EXPORTER_OTLP_{SIGNAL}_{OPTION}``, else the general
+    ``OTEL_EXPORTER_OTLP_{OPTION}`` (blank counts as unset, as in ``otel_env``)."""
+    for var in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_{option}", f"OTEL_EXPORTER_OTLP_{option}"):
+        raw = os.environ.get(var, "").strip()
+        if raw:
+            return raw
+    return ""
 
 
 def exporter(plan: SignalPlan, name: str) -> Any:

@@ -38,7 +38,7 @@ from support.collector import (
 from support.hermetic import left_out
 from support.pki import Pki, make_pki
 
-from llmgine_otel import configure
+from llmgine_otel import configure, fast_paths
 from llmgine_otel.events import LLMCallFinishedEvent, LLMCallStartedEvent
 from llmgine_otel.telemetry import ShutdownReport, Telemetry
 
@@ -202,8 +202,10 @@ def test_OTEL_EXPORTER_OTLP_PROTOCOL_http_sends_every_signal_over_http(
     before, svc = accepted(col), marker()
     tel, report = emit(tmp_path, svc)
     assert report.completed, report
-    assert type(tel.span_processors[0].counting.inner).__name__ == "FastHTTPSpanExporter"
-    assert type(tel.log_processors[0].counting.inner).__name__ == "FastHTTPLogExporter"
+    # The direct-encoder exporters on the fast path, the SDK's own on the public API path.
+    prefix = "FastHTTP" if fast_paths.decide("otlp_http").enabled else "OTLP"
+    assert type(tel.span_processors[0].counting.inner).__name__ == f"{prefix}SpanExporter"
+    assert type(tel.log_processors[0].counting.inner).__name__ == f"{prefix}LogExporter"
     c = arrives(col, svc, *SIGNALS)
     assert c["spans"] == 1 and c["logs"] == 2
     delta = accepted(col) - before
@@ -431,6 +433,50 @@ def test_OTEL_EXPORTER_OTLP_CLIENT_KEY_and_CLIENT_CERTIFICATE_for_mtls(
         assert got(mtls, anonymous) == Counter()
 
 
+@pytest.fixture(scope="module")
+def mtls_col(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[RunningCollector]:
+    with start_collector(COLLECTOR_DIR / "otelcol-tls.yaml", _tls_env(pki, client_ca=True),
+                         workdir=tmp_path_factory.mktemp("mtls")) as c:
+        yield c
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("signal", SIGNALS)
+def test_OTEL_EXPORTER_OTLP_signal_CLIENT_KEY_and_CLIENT_CERTIFICATE_beat_the_general_ones(
+        signal: str, protocol: str, mtls_col: RunningCollector, pki: Pki,
+        env: Callable[..., None], tmp_path: Path) -> None:
+    # General: a client certificate of another CA, which the mTLS receiver refuses; one
+    # signal: the client certificate it trusts (the CA file stays the general one).
+    other = make_pki(tmp_path / "other-pki")
+    up = _ENV_SIGNAL[signal]
+    env(OTEL_EXPORTER_OTLP_ENDPOINT=_url(mtls_col, protocol, tls=True),
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_TIMEOUT="3",
+        OTEL_EXPORTER_OTLP_CERTIFICATE=pki.ca,
+        OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer%20{TOKEN}",
+        OTEL_EXPORTER_OTLP_CLIENT_KEY=other.client_key,
+        OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=other.client_cert,
+        **{f"OTEL_EXPORTER_OTLP_{up}_CLIENT_KEY": pki.client_key,
+           f"OTEL_EXPORTER_OTLP_{up}_CLIENT_CERTIFICATE": pki.client_cert})
+    svc = marker()
+    tel, _ = emit(tmp_path / "run", svc)
+    arrives(mtls_col, svc, signal)
+    counted = {"spans": 1, "logs": 2}  # metrics have no export counter
+    for s, n in counted.items():
+        if s == signal:
+            assert exported(tel, s) == n and failed(tel, s) == 0, tel.stats.snapshot()
+        else:
+            assert exported(tel, s) == 0 and failed(tel, s) == n, tel.stats.snapshot()
+    # The general client certificate, made the trusted one: every signal arrives (after
+    # the first run's, had any of them been taken).
+    env(OTEL_EXPORTER_OTLP_CLIENT_KEY=pki.client_key,
+        OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=pki.client_cert)
+    control = marker()
+    emit(tmp_path / "control", control)
+    arrives(mtls_col, control, *SIGNALS)
+    c = got(mtls_col, svc)
+    assert all(bool(c[s]) == (s == signal) for s in SIGNALS), c
+
+
 def test_OTEL_EXPORTER_OTLP_INSECURE_for_an_endpoint_without_scheme(
         col: RunningCollector, env: Callable[..., None], tmp_path: Path) -> None:
     env(OTEL_EXPORTER_OTLP_ENDPOINT=col.grpc_hostport, OTEL_EXPORTER_OTLP_TIMEOUT="3",
@@ -572,3 +618,98 @@ def test_OTEL_EXPORTER_OTLP_COMPRESSION_gzip_shrinks_what_is_sent(
             proxy.close()
     assert sizes["none"] > 13_000, sizes
     assert sizes["gzip"] < sizes["none"] / 3, sizes
+
+
+def _signal_url(base: str, protocol: str, signal: str) -> str:
+    """``signal``'s own endpoint at ``base`` (per-signal OTLP/HTTP URLs are used as given)."""
+    path = {"spans": "traces", "logs": "logs", "metrics": "metrics"}[signal]
+    return base if protocol == "grpc" else f"{base}/v1/{path}"
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("signal", SIGNALS)
+def test_OTEL_EXPORTER_OTLP_signal_TIMEOUT_beats_the_general_one(
+        signal: str, protocol: str, col: RunningCollector, env: Callable[..., None],
+        tmp_path: Path) -> None:
+    # General: 3 s; one signal: 0.5 s. One signal at a time goes to an endpoint that never
+    # answers (its own endpoint variable), the others to the Collector: shutdown waits for
+    # the export to the black hole, which gives up after its signal's timeout. Over HTTP
+    # the batch is then dropped; over gRPC the disk buffer keeps it, and its shipper,
+    # stopping, tries it once more from disk: two timeouts.
+    up = _ENV_SIGNAL[signal]
+    other = "logs" if signal == "spans" else "spans"
+    counted = {"spans": 1, "logs": 2}  # metrics have no export counter
+    took = {}
+    with _blackhole() as port:
+        for slow in (signal, other):
+            env(_clear=True, OTEL_EXPORTER_OTLP_ENDPOINT=_url(col, protocol),
+                OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_TIMEOUT="3",
+                **{f"OTEL_EXPORTER_OTLP_{up}_TIMEOUT": "0.5",
+                   f"OTEL_EXPORTER_OTLP_{_ENV_SIGNAL[slow]}_ENDPOINT":
+                       _signal_url(f"http://127.0.0.1:{port}", protocol, slow)})
+            svc = marker()
+            t0 = time.monotonic()
+            tel, _ = emit(tmp_path / slow, svc)
+            took[slow] = time.monotonic() - t0
+            arrives(col, svc, *(s for s in SIGNALS if s != slow))
+            if slow in counted:  # gave up at its timeout, not at the 10 s shutdown bound
+                assert failed(tel, slow) == counted[slow], tel.stats.snapshot()
+                assert dropped(tel, slow, "shutdown_timeout") == 0, tel.stats.snapshot()
+            for s in counted:
+                if s != slow:
+                    assert exported(tel, s) == counted[s], tel.stats.snapshot()
+    assert took[signal] < 2, took  # its own 0.5 s (once or twice), not the general 3 s
+    assert 2.9 < took[other] < 8, took  # the general 3 s, not 0.5 s nor the shutdown bound
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("signal", SIGNALS)
+def test_OTEL_EXPORTER_OTLP_signal_COMPRESSION_beats_the_general_one(
+        signal: str, protocol: str, col: RunningCollector, env: Callable[..., None],
+        tmp_path: Path) -> None:
+    # Each signal through its own byte-counting proxy (its own endpoint variable), every one
+    # carrying ~13 KB of compressible text (in the span, the log records and, as the model
+    # name, in the metrics' attributes). Sizes with no compression anywhere, then with one
+    # signal's compression against the general one both ways.
+    up = _ENV_SIGNAL[signal]
+    url = _url(col, protocol)
+    host, port = url.removeprefix("http://").split(":")
+    text = "the quick brown fox jumps over the lazy dog " * 300
+    model = "gpt-" + "lazy-dog-" * 200
+    runs = {"none": {}, "signal-gzip": {f"OTEL_EXPORTER_OTLP_{up}_COMPRESSION": "gzip"},
+            "general-gzip": {"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+                             f"OTEL_EXPORTER_OTLP_{up}_COMPRESSION": "none"}}
+    sizes: dict[str, dict[str, int]] = {}
+    for run, variables in runs.items():
+        proxies = {s: _CountingProxy((host, int(port))) for s in SIGNALS}
+        try:
+            env(_clear=True, **{
+                "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+                "OTEL_EXPORTER_OTLP_COMPRESSION": "none",
+                "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_AND_EVENT",
+                **{f"OTEL_EXPORTER_OTLP_{_ENV_SIGNAL[s]}_ENDPOINT":
+                   _signal_url(f"http://127.0.0.1:{p.port}", protocol, s)
+                   for s, p in proxies.items()},
+                **variables})
+            svc = marker()
+            tel = configure(set_global=False, console=False, output_dir=tmp_path / run / "local",
+                            service_name=svc)
+            start = LLMCallStartedEvent(model=model, provider="openai",
+                                        messages=[{"role": "user", "content": text}])
+            tel.observe_event(start)
+            tel.observe_event(LLMCallFinishedEvent(call_id=start.call_id, input_tokens=3,
+                                                   output_tokens=5, response_model=model))
+            report = tel.shutdown(timeout_s=10)
+            assert report.completed, report
+            arrives(col, svc, *SIGNALS)
+            sizes[run] = {s: p.sent for s, p in proxies.items()}
+        finally:
+            for p in proxies.values():
+                p.close()
+    base, gz, ungz = sizes["none"], sizes["signal-gzip"], sizes["general-gzip"]
+    assert all(base[s] > 13_000 for s in SIGNALS), sizes
+    for s in SIGNALS:
+        if s == signal:  # its own variable, over the general one
+            assert gz[s] < base[s] / 3 and ungz[s] > base[s] * 0.8, sizes
+        else:  # the general one
+            assert gz[s] > base[s] * 0.8 and ungz[s] < base[s] / 3, sizes

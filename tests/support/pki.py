@@ -32,10 +32,16 @@ def make_pki(d: Path) -> Pki:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
     def builder(subject: str, issuer: Any, key: Any) -> Any:
+        # Key identifiers: Python 3.13's strict verification (VERIFY_X509_STRICT, used by
+        # requests) refuses a certificate without the authority key identifier.
         return (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(issuer)
                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=1)))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                               critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    ca_key.public_key()), critical=False))
 
     def write(path: Path, cert: Any, key: Any = None, key_path: Path | None = None) -> None:
         path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -99,6 +99,38 @@ def test_effective_options_per_signal_first(tmp_path: Path) -> None:
     assert t["headers"].value == "set"  # never the secret itself
 
 
+def test_grpc_exporters_get_the_tls_files_option_by_option(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The SDK's gRPC exporters would take a signal's client key and certificate only with
+    # that signal's CA variable; they get credentials made from the files as the effective
+    # options say (each per signal first). A configured SDK credential provider decides alone.
+    import os
+
+    from grpc import Compression
+
+    from llmgine_otel.cli import otlp_client
+    from llmgine_otel.exporters.build import grpc_kwargs
+
+    for k in list(os.environ):
+        if k.startswith(("OTEL_EXPORTER_OTLP_", "OTEL_PYTHON_EXPORTER_OTLP_")):
+            monkeypatch.delenv(k)
+    monkeypatch.setattr(otlp_client, "grpc_credentials", lambda *files: files)
+    assert grpc_kwargs("traces") == {}
+    for var, value in {"CERTIFICATE": "ca", "CLIENT_KEY": "key", "CLIENT_CERTIFICATE": "crt",
+                       "TRACES_CLIENT_KEY": "t-key", "TRACES_CLIENT_CERTIFICATE": "t-crt",
+                       "METRICS_CERTIFICATE": "m-ca", "COMPRESSION": "gzip",
+                       "LOGS_COMPRESSION": "none"}.items():
+        monkeypatch.setenv(f"OTEL_EXPORTER_OTLP_{var}", value)
+    assert grpc_kwargs("traces") == {"credentials": ("ca", "t-key", "t-crt")}
+    assert grpc_kwargs("logs") == {"credentials": ("ca", "key", "crt"),
+                                   "compression": Compression.NoCompression}
+    assert grpc_kwargs("metrics") == {"credentials": ("m-ca", "key", "crt")}
+    monkeypatch.setenv("OTEL_PYTHON_EXPORTER_OTLP_GRPC_TRACES_CREDENTIAL_PROVIDER", "mine")
+    assert "credentials" not in grpc_kwargs("traces") and "credentials" in grpc_kwargs("logs")
+    monkeypatch.setenv("OTEL_PYTHON_EXPORTER_OTLP_GRPC_CREDENTIAL_PROVIDER", "mine")
+    assert "credentials" not in grpc_kwargs("logs")
+
+
 BAD = [
     ("OTEL_SDK_DISABLED", "yes", "true, false"),
     ("OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED", "off", "true, false"),
