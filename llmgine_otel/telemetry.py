@@ -385,7 +385,10 @@ class Telemetry:
             if self.prometheus_endpoint is not None:
                 self.prometheus_endpoint.stop(budget)
             if self.meter_provider is not None:
-                mt = threading.Thread(target=self._stop_metrics, args=(budget,), daemon=True)
+                # After the span pipelines: the GenAI histograms are recorded as span batches
+                # are exported, so the last metric export must come after the last span batch.
+                mt = threading.Thread(target=self._stop_metrics_after,
+                                      args=(tuple(threads), budget), daemon=True)
                 mt.start()
                 threads.append(mt)
             for t in threads:
@@ -414,6 +417,15 @@ class Telemetry:
             if not completed or any(undelivered.values()):
                 _log.warning("%s", report)
             return report
+
+    def _stop_metrics_after(self, pipelines: tuple[threading.Thread, ...],
+                            budget: float) -> None:
+        """Stop the meter provider once the span and log pipelines have stopped, waiting for
+        them at most half the budget (the other half is the metrics' own export)."""
+        deadline = time.monotonic() + budget
+        for t in pipelines:
+            t.join(max(0.0, deadline - budget / 2 - time.monotonic()))
+        self._stop_metrics(max(0.05, deadline - time.monotonic()))
 
     def _stop_metrics(self, budget: float) -> None:
         try:

@@ -190,3 +190,37 @@ def test_delta_temporality_keeps_a_second_reader():
     finally:
         delta.shutdown()
         cumulative.shutdown()
+
+
+def test_shutdown_exports_the_metrics_of_spans_flushed_at_shutdown(tmp_path, monkeypatch):
+    """The GenAI histograms are recorded when a span batch is exported, so the spans still
+    queued at shutdown must reach their exporter before the meter provider's last export:
+    a slow span export thread (here: recording takes 0.3 s) still gets its LLM call into the
+    final metrics."""
+    import time
+
+    from llmgine_otel import configure
+    from llmgine_otel.metrics import SpanMetrics
+
+    real_record = SpanMetrics.record
+
+    def slow_record(self, spans):
+        time.sleep(0.3)
+        real_record(self, spans)
+
+    monkeypatch.setattr(SpanMetrics, "record", slow_record)
+    tel = configure(set_global=False, output_dir=tmp_path, console=False)
+    exporter = tel.meter_provider._metric_readers[0]._exporter
+    exported = []
+    real = exporter.export
+    exporter.export = lambda data, **kw: exported.append(data) or real(data, **kw)
+    for e in (session_start("s1", 0), command_started("s1", "c1", 1),
+              llm_started("s1", "L1", 1.0, model="gpt-4o", provider="openai"),
+              llm_finished("s1", "L1", 1.5, input_tokens=7, output_tokens=3),
+              command_result("s1", "c1", 3)):
+        tel.observe_event(e)
+    report = tel.shutdown(timeout_s=5)
+    assert report.completed, report
+    names = {m.name for data in exported for rm in data.resource_metrics
+             for sm in rm.scope_metrics for m in sm.metrics}
+    assert "gen_ai.client.token.usage" in names, names
